@@ -1,0 +1,1 @@
+"""Temporal refinement of HybrIK SMPL predictions (EHGFormer / MotionBERT mesh refiner, rebuilt)."""

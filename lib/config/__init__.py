@@ -1,0 +1,1 @@
+"""Typed configs: the task YAML (``task``) and the hypergraph YAML (``hyper``)."""
