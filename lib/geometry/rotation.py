@@ -1,0 +1,201 @@
+"""Rotation maths: axis-angle <-> matrix <-> 6D (one convention), SO(3) projection, SMPL / H36M flips.
+
+Every function is batched over any leading dimensions, differentiable, and (except
+``project_to_so3``, which needs an SVD) exportable to ONNX with the TorchScript exporter: there is
+no data-dependent Python control flow, branches are ``torch.where`` with safe denominators so both
+sides stay finite and gradients are finite everywhere, and the cross product is written out.
+
+Conventions:
+    * axis-angle ``aa`` (..., 3): unit axis times the angle in radians (right-hand rule).
+    * matrices act on column vectors, ``x' = R @ x``.
+    * 6D (both directions): the first two COLUMNS of R, ``d6 = [R00, R10, R20, R01, R11, R21]``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from lib.body.joint_names import H36M_FLIP_PERM, SMPL_FLIP_PERM, SMPL_NUM_JOINTS
+
+# Below this squared angle (angle < 0.05 rad) Rodrigues' coefficients use their Taylor series;
+# the truncation error (angle^8 / 9!) is below float64 precision there.
+_SMALL_ANGLE_SQ = 2.5e-3
+# Below this squared ratio |v| / w of a quaternion, atan(x) / x uses its Taylor series (x^12 / 13 error).
+_SMALL_QUAT_RATIO_SQ = 1e-2
+# Floor of the norm in the 6D Gram-Schmidt decode, so a zero column gives a finite (if arbitrary) result.
+_GRAM_SCHMIDT_EPS = 1e-8
+# Floor of the divisor when picking a quaternion candidate (pytorch3d's value); the chosen one is >= 1.
+_QUAT_CANDIDATE_FLOOR = 0.1
+# A horizontal flip (mirror across x = 0) negates the y and z axis-angle components.
+_AA_FLIP_SIGN = (1.0, -1.0, -1.0)
+
+
+def _cross(a: Tensor, b: Tensor) -> Tensor:
+    """Cross product of (..., 3) vectors, written out (``torch.cross`` does not export cleanly)."""
+    ax, ay, az = a.unbind(-1)
+    bx, by, bz = b.unbind(-1)
+    return torch.stack([ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx], dim=-1)
+
+
+def _skew(v: Tensor) -> Tensor:
+    """Skew-symmetric matrix [v]x of (..., 3) vectors -> (..., 3, 3), so that [v]x @ u = v x u."""
+    x, y, z = v.unbind(-1)
+    zero = torch.zeros_like(x)
+    rows = [torch.stack([zero, -z, y], -1), torch.stack([z, zero, -x], -1), torch.stack([-y, x, zero], -1)]
+    return torch.stack(rows, dim=-2)  # (..., 3, 3)
+
+
+def axis_angle_to_matrix(aa: Tensor) -> Tensor:
+    """Rodrigues' formula ``R = I + A [v]x + B [v]x^2`` with ``A = sin(t)/t``, ``B = (1 - cos t)/t^2``.
+
+    Args:
+        aa: (..., 3) axis-angle, radians.
+    Returns:
+        (..., 3, 3) rotation matrices. Exact and with finite gradients at angle 0 (Taylor series there).
+    """
+    t2 = (aa * aa).sum(-1)  # (...,)
+    small = t2 < _SMALL_ANGLE_SQ
+    t = torch.sqrt(torch.where(small, torch.ones_like(t2), t2))  # safe: never sqrt(0)
+    half_sin = torch.sin(0.5 * t)
+    a_big = torch.sin(t) / t
+    b_big = 2.0 * half_sin * half_sin / (t * t)  # 2 sin^2(t/2) = 1 - cos t, no cancellation
+    a_small = 1.0 - t2 / 6.0 * (1.0 - t2 / 20.0 * (1.0 - t2 / 42.0))
+    b_small = 0.5 - t2 / 24.0 * (1.0 - t2 / 30.0 * (1.0 - t2 / 56.0))
+    a = torch.where(small, a_small, a_big)[..., None, None]
+    b = torch.where(small, b_small, b_big)[..., None, None]
+    k = _skew(aa)  # (..., 3, 3)
+    eye = torch.eye(3, dtype=aa.dtype, device=aa.device).expand(k.shape)
+    return eye + a * k + b * (k @ k)
+
+
+def _matrix_to_quaternion(mat: Tensor) -> Tensor:
+    """Unit quaternion (w, x, y, z) with w >= 0 of (..., 3, 3) rotations -> (..., 4).
+
+    Four candidate quaternions are formed, each dividing by a different component; the one with the
+    largest divisor is taken (well conditioned at every angle, including pi).
+    """
+    m = mat.reshape(mat.shape[:-2] + (9,))  # (..., 9)
+    m00, m01, m02, m10, m11, m12, m20, m21, m22 = m.unbind(-1)
+    four_sq = torch.stack([1.0 + m00 + m11 + m22, 1.0 + m00 - m11 - m22,
+                           1.0 - m00 + m11 - m22, 1.0 - m00 - m11 + m22], dim=-1)  # (..., 4) = 4 q_i^2
+    positive = four_sq > 0
+    q_abs = torch.sqrt(torch.where(positive, four_sq, torch.ones_like(four_sq))) * positive  # 2 |q_i|
+    # Row i is 4 q_i * (w, x, y, z) for an exact rotation.
+    rows = [
+        torch.stack([q_abs[..., 0] ** 2, m21 - m12, m02 - m20, m10 - m01], dim=-1),
+        torch.stack([m21 - m12, q_abs[..., 1] ** 2, m10 + m01, m02 + m20], dim=-1),
+        torch.stack([m02 - m20, m10 + m01, q_abs[..., 2] ** 2, m12 + m21], dim=-1),
+        torch.stack([m10 - m01, m20 + m02, m21 + m12, q_abs[..., 3] ** 2], dim=-1),
+    ]
+    candidates = torch.stack(rows, dim=-2) / (2.0 * q_abs.clamp_min(_QUAT_CANDIDATE_FLOOR))[..., None]  # (..., 4, 4)
+    best = q_abs.argmax(dim=-1, keepdim=True)[..., None].expand(q_abs.shape[:-1] + (1, 4))  # (..., 1, 4)
+    quat = torch.gather(candidates, -2, best).squeeze(-2)  # (..., 4)
+    quat = quat / torch.sqrt((quat * quat).sum(-1, keepdim=True))  # the chosen candidate has norm >= 1/2
+    sign = torch.where(quat[..., :1] < 0, -torch.ones_like(quat[..., :1]), torch.ones_like(quat[..., :1]))
+    return quat * sign
+
+
+def _quaternion_to_axis_angle(quat: Tensor) -> Tensor:
+    """Unit quaternion (w, x, y, z) with w >= 0 -> (..., 3) axis-angle with angle in [0, pi].
+
+    ``aa = v * 2 atan2(|v|, w) / |v|``; for |v| << w the factor is ``(2 / w) * atan(x) / x`` with
+    ``x = |v| / w``, evaluated by its Taylor series.
+    """
+    w = quat[..., 0]
+    v = quat[..., 1:]
+    n2 = (v * v).sum(-1)
+    small = n2 < _SMALL_QUAT_RATIO_SQ * w * w
+    n = torch.sqrt(torch.where(small, torch.ones_like(n2), n2))  # safe: never sqrt(0)
+    factor_big = 2.0 * torch.atan2(n, w) / n
+    w_safe = torch.where(small, w, torch.ones_like(w))  # w > 0.99 wherever small
+    x2 = n2 / (w_safe * w_safe)
+    series = torch.zeros_like(x2)
+    for k in range(5, -1, -1):  # atan(x)/x = sum_k (-x^2)^k / (2k + 1), Horner form
+        series = 1.0 / (2 * k + 1) - x2 * series
+    factor_small = 2.0 / w_safe * series
+    return v * torch.where(small, factor_small, factor_big)[..., None]
+
+
+def matrix_to_axis_angle(mat: Tensor) -> Tensor:
+    """(..., 3, 3) rotation matrices -> (..., 3) axis-angle, radians, angle in [0, pi].
+
+    Goes through a quaternion (best-conditioned candidate), so it is stable near 0 and near pi.
+    At exactly pi the two antipodal answers describe the same rotation; either may be returned.
+    """
+    return _quaternion_to_axis_angle(_matrix_to_quaternion(mat))
+
+
+def matrix_to_rot6d(mat: Tensor) -> Tensor:
+    """(..., 3, 3) -> (..., 6): the first two columns, ``[R00, R10, R20, R01, R11, R21]``."""
+    return torch.cat([mat[..., :, 0], mat[..., :, 1]], dim=-1)
+
+
+def _normalize(v: Tensor) -> Tensor:
+    """v / max(|v|, eps) over the last axis; finite gradients even for v = 0."""
+    return v / torch.sqrt((v * v).sum(-1, keepdim=True).clamp_min(_GRAM_SCHMIDT_EPS ** 2))
+
+
+def rot6d_to_matrix(d6: Tensor) -> Tensor:
+    """(..., 6) -> (..., 3, 3): Gram-Schmidt on the two stored columns, third column = b1 x b2.
+
+    Any input with two non-parallel columns gives a proper rotation (det +1).
+    """
+    b1 = _normalize(d6[..., 0:3])
+    a2 = d6[..., 3:6]
+    b2 = _normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1)
+    b3 = _cross(b1, b2)
+    return torch.stack([b1, b2, b3], dim=-1)  # columns
+
+
+def project_to_so3(mat: Tensor) -> Tensor:
+    """Nearest rotation (Frobenius norm) to each (..., 3, 3) matrix: ``U diag(1, 1, det(U V^T)) V^T``.
+
+    Used to average rotations (mean of the matrices, projected back). Needs an SVD, so it is not for
+    an exported graph. Differentiable except where singular values coincide.
+    """
+    u, _, vh = torch.linalg.svd(mat)
+    det = torch.linalg.det(u @ vh)  # +1 or -1
+    fix = torch.ones(mat.shape[:-2] + (3,), dtype=mat.dtype, device=mat.device)
+    fix = torch.cat([fix[..., :2], det[..., None]], dim=-1)  # (..., 3)
+    return (u * fix[..., None, :]) @ vh
+
+
+def flip_smpl_axis_angle(pose: Tensor) -> Tensor:
+    """Horizontal flip of SMPL poses: swap left/right joints and negate the y and z components.
+
+    Args:
+        pose: (..., 72) axis-angle, radians (24 joints x 3).
+    Returns:
+        (..., 72). The flip is an involution.
+    """
+    aa = pose.reshape(pose.shape[:-1] + (SMPL_NUM_JOINTS, 3))  # (..., 24, 3)
+    sign = torch.tensor(_AA_FLIP_SIGN, dtype=pose.dtype, device=pose.device)
+    flipped = aa[..., list(SMPL_FLIP_PERM), :] * sign
+    return flipped.reshape(pose.shape)
+
+
+def flip_smpl_rotmat(rot: Tensor) -> Tensor:
+    """The same flip on matrices: swap left/right joints and conjugate with M = diag(-1, 1, 1).
+
+    Args:
+        rot: (..., 24, 3, 3) rotation matrices.
+    Returns:
+        (..., 24, 3, 3), ``M R M`` per joint, which equals the flip of its axis-angle.
+    """
+    sign = torch.tensor((-1.0, 1.0, 1.0), dtype=rot.dtype, device=rot.device)
+    mirror = sign[:, None] * sign[None, :]  # (3, 3): M R M negates entries (0, k) and (k, 0) for k != 0
+    return rot[..., list(SMPL_FLIP_PERM), :, :] * mirror
+
+
+def flip_h36m_keypoints(kp: Tensor) -> Tensor:
+    """Horizontal flip of H36M-17 keypoints: negate channel 0 (x) and swap left/right joints.
+
+    Args:
+        kp: (..., 17, C) with x in channel 0, centred on x = 0 (root-relative 3D, or 2D normalised to
+            [-1, 1]); any further channels (y, z, confidence) are kept.
+    Returns:
+        (..., 17, C).
+    """
+    sign = torch.tensor([-1.0] + [1.0] * (kp.shape[-1] - 1), dtype=kp.dtype, device=kp.device)
+    return kp[..., list(H36M_FLIP_PERM), :] * sign
