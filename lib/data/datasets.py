@@ -1,0 +1,520 @@
+"""Readers and ``torch.utils.data.Dataset``s over the mesh pickles (H36M, COCO, 3DPW).
+
+Three layers:
+    * ``MeshSplit``: one split of one pickle, as ``lib.data.schema.load_mesh_pickle`` returns it
+      (checked, not copied), its sequence spans, and the normalised 2D input computed once;
+    * ``TrainClipDataset``: training clips (``lib.data.clips.train_clips``) over the
+      ``sample_stride``-subsampled frames, with the random flip;
+    * ``EvalSequences`` / ``iter_eval_batches``: evaluation sequence by sequence, windows batched by
+      equal length, and the stitching that puts per-window outputs back to one value per frame at
+      the full frame rate (every test frame exactly once).
+
+Items and batches are dicts of tensors (``docs/architecture.md``):
+    ``pose2d`` (T, 17, C) float32, C = 3 (x, y, confidence) or 2 with ``no_conf``;
+    ``gt_pose`` (T, 72) rad, ``gt_shape`` (T, 10), ``hybrik_pose`` (T, 72) rad, ``hybrik_shape``
+    (T, 10), all float32; ``frame_index`` (T,) int64.
+``frame_index`` is the row of each frame in its split (the pickle's row, before any subsampling),
+so ``split.sequence_name(row)`` names it; with ``sample_stride`` s the rows of a clip are s apart.
+
+Every per-frame array is indexed with the same rows (the fix of ``ehgformer_mesh.md`` 10.6).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from lib.config.task import TaskConfig
+from lib.data import keypoints2d, schema
+from lib.data.clips import (
+    Span,
+    default_overlap,
+    eval_windows,
+    interleave,
+    phase_split,
+    sequence_spans,
+    stitch,
+    subsample_indices,
+    subsampled_spans,
+    train_clips,
+)
+from lib.errors import ConfigError, DataError
+from lib.geometry.rotation import flip_h36m_keypoints, flip_smpl_axis_angle
+
+log = logging.getLogger(__name__)
+
+DATASETS = ("h36m", "coco", "pw3d")
+SPLITS = ("train", "test")
+
+# Pickle keys (reference ehgformer_mesh.md 4.2).
+KEY_2D = "joint_2d"
+KEY_CONF = "confidence"
+KEY_SOURCE = "source"
+KEY_CAMERA = "camera_name"
+KEY_GT_POSE = "smpl_pose"
+KEY_GT_SHAPE = "smpl_shape"
+KEY_HYBRIK_POSE = "pred_smpl_pose"
+KEY_HYBRIK_SHAPE = "pred_smpl_shape"
+
+# Item key -> pickle key of the SMPL arrays (all float32 in items).
+SMPL_ITEM_KEYS = {
+    "gt_pose": KEY_GT_POSE,
+    "gt_shape": KEY_GT_SHAPE,
+    "hybrik_pose": KEY_HYBRIK_POSE,
+    "hybrik_shape": KEY_HYBRIK_SHAPE,
+}
+POSE_ITEM_KEYS = ("gt_pose", "hybrik_pose")  # flipped by the augmentation; betas are not
+ITEM_KEYS = ("pose2d", *SMPL_ITEM_KEYS, "frame_index")
+
+FLIP_PROBABILITY = 0.5
+# COCO is a set of single images: each image is its own clip, and every image is kept.
+COCO_CLIP_LEN = 1
+COCO_DATA_STRIDE = 1
+COCO_SAMPLE_STRIDE = 1
+DEFAULT_MAX_WINDOWS_PER_BATCH = 64
+
+
+def _as_name(value: Any) -> str:
+    """A sequence id from the pickle as text (ids may be str, bytes or int)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+class MeshSplit:
+    """One split of one mesh pickle: arrays by reference, spans, and the normalised 2D input.
+
+    Args:
+        arrays: the split's per-frame arrays as ``schema.load_mesh_pickle`` returns them (not copied).
+        dataset: ``"h36m"``, ``"coco"`` or ``"pw3d"``; selects the 2D canvas (H36M: per frame, from
+            ``camera_name``; the others: ``keypoints2d.DATASET_CANVAS``).
+        split: ``"train"`` or ``"test"``.
+        path: the file the arrays came from (for messages).
+        no_conf: drop the confidence channel of the 2D input (C = 2 instead of 3).
+    """
+
+    def __init__(self, arrays: Mapping[str, np.ndarray], dataset: str, split: str,
+                 path: str | Path = "<memory>", no_conf: bool = False) -> None:
+        if dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+        self.arrays = arrays
+        self.dataset = dataset
+        self.split = split
+        self.path = str(path)
+        self.no_conf = no_conf
+        self.frames = int(len(arrays[KEY_SOURCE]))
+        self.spans: list[Span] = sequence_spans(np.asarray(arrays[KEY_SOURCE]))
+
+    def __repr__(self) -> str:
+        return (f"MeshSplit({self.dataset}/{self.split}: {self.frames} frames, "
+                f"{len(self.spans)} sequences, {self.path})")
+
+    @property
+    def channels(self) -> int:
+        """Channels of the 2D input: 3 (x, y, confidence) or 2 with ``no_conf``."""
+        return 2 if self.no_conf else 3
+
+    def _confidence(self) -> np.ndarray:
+        """(F, 17) detector confidence; ones where the pickle has none (allowed for H36M)."""
+        if KEY_CONF not in self.arrays:
+            if self.dataset != "h36m":
+                raise DataError(f"{self.path}: split '{self.split}' has no key '{KEY_CONF}' (required for "
+                                f"{self.dataset}); regenerate the pickle with detector confidences")
+            return np.ones(np.shape(self.arrays[KEY_2D])[:2], dtype=np.float32)
+        conf = np.asarray(self.arrays[KEY_CONF])
+        return conf.reshape(conf.shape[:2])  # (F, 17, 1) or (F, 17) -> (F, 17)
+
+    @cached_property
+    def pose2d(self) -> np.ndarray:
+        """(F, 17, C) float32: 2D keypoints normalised on the dataset canvas, confidence in [0, 1].
+
+        ``x / W * 2 - 1``, ``y / W * 2 - H / W`` with (W, H) the dataset's canvas (H36M: each frame's
+        camera). Computed once, on first access.
+        """
+        joints = np.asarray(self.arrays[KEY_2D])
+        xy = joints[..., :2]  # (F, 17, 2) px; a third channel, if any, is not used (as the original)
+        conf = self._confidence()
+        out = np.empty(xy.shape[:2] + (self.channels,), dtype=np.float32)
+        for (width, height), rows in self._canvas_groups():
+            normalised = keypoints2d.pose2d_input(xy[rows], conf[rows], width, height)  # (n, 17, 3)
+            out[rows] = normalised[..., : self.channels]
+        return out
+
+    def _canvas_groups(self) -> list[tuple[tuple[int, int], slice | np.ndarray]]:
+        """((W, H), rows) for every canvas of the split: one for 3DPW / COCO, one per H36M camera."""
+        if self.dataset != "h36m":
+            return [(keypoints2d.DATASET_CANVAS[self.dataset], slice(None))]
+        cameras, which = np.unique(np.asarray(self.arrays[KEY_CAMERA]), return_inverse=True)
+        groups = []
+        for k, camera in enumerate(map(_as_name, cameras)):
+            if camera not in keypoints2d.H36M_CAMERA_RES:
+                known = sorted(keypoints2d.H36M_CAMERA_RES)
+                raise DataError(f"{self.path}: split '{self.split}' key '{KEY_CAMERA}' holds unknown camera "
+                                f"'{camera}'; expected one of {known}; fix the pickle's camera ids")
+            groups.append((keypoints2d.H36M_CAMERA_RES[camera], np.flatnonzero(which.reshape(-1) == k)))
+        return groups
+
+    def sequence_name(self, row: int) -> str:
+        """The ``source`` of the frame at ``row``."""
+        return _as_name(self.arrays[KEY_SOURCE][int(row)])
+
+    def take(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """Every per-frame input and label at ``rows`` (any shape (...)), all indexed identically.
+
+        Returns:
+            ``pose2d`` (..., 17, C) float32, the four SMPL arrays (..., 72 | 10) float32,
+            ``frame_index`` (...) int64 = ``rows``.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        out = {"pose2d": self.pose2d[rows]}
+        for item_key, pickle_key in SMPL_ITEM_KEYS.items():
+            out[item_key] = np.asarray(self.arrays[pickle_key][rows], dtype=np.float32)
+        out["frame_index"] = rows.copy()
+        return out
+
+
+def _to_tensors(arrays: Mapping[str, np.ndarray]) -> dict[str, Tensor]:
+    return {key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in arrays.items()}
+
+
+class TrainClipDataset(Dataset):
+    """Training clips of one split, with the random horizontal flip.
+
+    Frames are first subsampled by ``sample_stride`` per sequence (phase 0: frames 0, s, 2s, ... of
+    every sequence); clips of ``clip_len`` of those frames every ``data_stride`` are cut with
+    ``train_clips`` (never across a sequence, tails covered, short sequences resampled without
+    randomness). Every per-frame array is indexed with the same split rows.
+
+    Flip (``flip=True``): with probability 0.5 per item, the 2D is mirrored
+    (``flip_h36m_keypoints``: x -> -x on the normalised canvas, left/right swapped) and both the GT
+    and the HybrIK poses are flipped (``flip_smpl_axis_angle``); betas are unchanged.
+
+    Randomness: the flip of item ``i`` in epoch ``e`` is drawn from
+    ``numpy.random.default_rng([seed, e, i])``, a function of (seed, epoch, index) only, so it does
+    not depend on the number of DataLoader workers, on which worker loads the item, or on the order
+    of loading. Call ``set_epoch(e)`` before creating each epoch's DataLoader iterator (workers copy
+    the dataset when the iterator starts; do not use ``persistent_workers``).
+
+    Args:
+        split: the split to cut.
+        clip_len: frames per clip (T of the items).
+        data_stride: clip starts this many (subsampled) frames apart.
+        sample_stride: temporal subsampling, >= 1.
+        flip: enable the random flip.
+        seed: base seed of the augmentation.
+    """
+
+    def __init__(self, split: MeshSplit, clip_len: int, data_stride: int, sample_stride: int,
+                 flip: bool, seed: int) -> None:
+        self.split = split
+        self.clip_len = clip_len
+        self.data_stride = data_stride
+        self.sample_stride = sample_stride
+        self.flip = flip
+        self.seed = seed
+        self.epoch = 0
+        kept = subsample_indices(split.spans, sample_stride)  # (F',) split rows
+        clips = train_clips(subsampled_spans(split.spans, sample_stride), clip_len, data_stride)
+        self.clip_rows: np.ndarray = kept[clips]  # (K, clip_len) split rows
+        _ = split.pose2d  # normalise once here, before DataLoader workers copy the split
+        log.info("%s/%s: %d training clips of %d frames (data_stride %d, sample_stride %d, flip %s)",
+                 split.dataset, split.split, len(self.clip_rows), clip_len, data_stride, sample_stride, flip)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation draws of ``epoch`` (see the class docstring)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.clip_rows)
+
+    def is_flipped(self, index: int) -> bool:
+        """Whether item ``index`` of the current epoch is flipped (a pure function of seed, epoch, index)."""
+        if not self.flip:
+            return False
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        return bool(rng.random() < FLIP_PROBABILITY)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        item = _to_tensors(self.split.take(self.clip_rows[index]))
+        if self.is_flipped(index):
+            item["pose2d"] = flip_h36m_keypoints(item["pose2d"])
+            for key in POSE_ITEM_KEYS:
+                item[key] = flip_smpl_axis_angle(item[key])
+        return item
+
+
+# ------------------------------------------------------------------------------------ evaluation
+
+
+@dataclass(frozen=True)
+class EvalWindow:
+    """One evaluation window: T consecutive frames of one phase of one sequence.
+
+    Attributes:
+        phase: index into the sequence's phases.
+        start, end: positions inside that phase (``eval_windows``).
+        rows: (T,) split rows of the window's frames.
+    """
+
+    phase: int
+    start: int
+    end: int
+    rows: np.ndarray
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+
+class EvalSequence:
+    """One test sequence, its phases under ``sample_stride`` and its evaluation windows.
+
+    With ``sample_stride`` s > 1 the sequence is split into its s phases (frames p, p + s, ...),
+    each phase is cut into windows of ``clip_len`` overlapping by ``overlap`` (the last aligned to
+    the phase end; a phase shorter than ``clip_len`` is one window of its own length). ``windows``
+    lists them grouped by equal length (full windows first), so consecutive runs batch together.
+
+    Attributes:
+        name: the ``source`` id.
+        rows: (F_seq,) split rows of the sequence, in frame order (full frame rate).
+        phases: positions (into ``rows``) of each phase.
+        windows: the evaluation windows, in the order ``batches`` yields and ``stitch`` consumes them.
+    """
+
+    def __init__(self, split: MeshSplit, name: str, rows: np.ndarray, sample_stride: int,
+                 clip_len: int, overlap: int | None = None) -> None:
+        self.split = split
+        self.name = name
+        self.rows = rows
+        self.sample_stride = sample_stride
+        self.clip_len = clip_len
+        self.overlap = default_overlap(clip_len) if overlap is None else overlap
+        self.phases = phase_split(len(rows), sample_stride)
+        windows = [EvalWindow(p, start, end, rows[pos[start:end]])
+                   for p, pos in enumerate(self.phases)
+                   for start, end in eval_windows(len(pos), clip_len, self.overlap)]
+        self.windows: list[EvalWindow] = sorted(windows, key=lambda w: -w.length)  # stable sort
+
+    def __repr__(self) -> str:
+        return f"EvalSequence({self.name!r}: {len(self.rows)} frames, {len(self.windows)} windows)"
+
+    @property
+    def frames(self) -> int:
+        return len(self.rows)
+
+    def batches(self, max_windows_per_batch: int = DEFAULT_MAX_WINDOWS_PER_BATCH) -> Iterator[dict[str, Tensor]]:
+        """Batches of windows of equal length T, in ``windows`` order.
+
+        Yields:
+            dicts with ``pose2d`` (B, T, 17, C), ``gt_pose`` / ``hybrik_pose`` (B, T, 72),
+            ``gt_shape`` / ``hybrik_shape`` (B, T, 10) float32 and ``frame_index`` (B, T) int64.
+        """
+        if max_windows_per_batch < 1:
+            raise ValueError(f"max_windows_per_batch must be >= 1, got {max_windows_per_batch}")
+        for group in self._groups(max_windows_per_batch):
+            rows = np.stack([w.rows for w in group])  # (B, T)
+            yield _to_tensors(self.split.take(rows))
+
+    def _groups(self, max_windows: int) -> list[list[EvalWindow]]:
+        groups: list[list[EvalWindow]] = []
+        for window in self.windows:
+            if groups and groups[-1][0].length == window.length and len(groups[-1]) < max_windows:
+                groups[-1].append(window)
+            else:
+                groups.append([window])
+        return groups
+
+    def frame_arrays(self) -> dict[str, Tensor]:
+        """The sequence's inputs and labels at the full frame rate, one entry per frame.
+
+        Returns:
+            the item keys with T = F_seq (frame order), e.g. for the HybrIK-input metrics and the GT.
+        """
+        return _to_tensors(self.split.take(self.rows))
+
+    def stitch(self, outputs: Sequence[Tensor | np.ndarray]) -> np.ndarray:
+        """Per-window outputs -> one value per frame of the sequence, at the full frame rate.
+
+        Args:
+            outputs: the model outputs of the batches of ``batches()``, in order, each (B, T, ...)
+                (tensors on any device, or arrays). Any per-frame quantity works; for rotation
+                matrices project the result with ``lib.geometry.rotation.project_to_so3``.
+        Returns:
+            (F_seq, ...) array: each phase's windows blended with ``clips.stitch`` (trapezoid
+            weights), phases interleaved back; frame f of the result is frame ``rows[f]`` of the split.
+        """
+        per_window: list[np.ndarray] = []
+        for out in outputs:
+            array = out.detach().cpu().numpy() if isinstance(out, Tensor) else np.asarray(out)
+            per_window.extend(array)  # B windows of (T, ...)
+        if len(per_window) != len(self.windows):
+            raise ValueError(f"sequence {self.name!r}: {len(per_window)} window outputs for "
+                             f"{len(self.windows)} windows; pass every batch of batches(), in order")
+        by_phase: list[tuple[list[np.ndarray], list[Span]]] = [([], []) for _ in self.phases]
+        for window, value in zip(self.windows, per_window):
+            if value.shape[0] != window.length:
+                raise ValueError(f"sequence {self.name!r}: window of {window.length} frames got an output "
+                                 f"of {value.shape[0]} frames")
+            by_phase[window.phase][0].append(value)
+            by_phase[window.phase][1].append((window.start, window.end))
+        stitched = [stitch(values, spans, len(pos), self.overlap)
+                    for (values, spans), pos in zip(by_phase, self.phases)]
+        return interleave(stitched, self.phases)
+
+
+class EvalSequences:
+    """The test sequences of a split, one at a time (memory does not grow with the test set).
+
+    Every frame of the split belongs to exactly one sequence, and ``EvalSequence.stitch`` returns
+    exactly one value per frame, so evaluating every sequence scores every frame once
+    (``frames`` = the split's frame count, the number the report prints).
+
+    Args:
+        split: the test split.
+        sample_stride: the training frame-rate stride; each sequence is evaluated per phase.
+        clip_len: window length (the training ``clip_len``).
+        overlap: frames shared by consecutive windows; default ``clip_len // 2``.
+    """
+
+    def __init__(self, split: MeshSplit, sample_stride: int, clip_len: int, overlap: int | None = None) -> None:
+        if sample_stride < 1 or clip_len < 1:
+            raise ValueError(f"sample_stride and clip_len must be >= 1, got {sample_stride}, {clip_len}")
+        self.split = split
+        self.sample_stride = sample_stride
+        self.clip_len = clip_len
+        self.overlap = overlap
+
+    def __len__(self) -> int:
+        return len(self.split.spans)
+
+    @property
+    def frames(self) -> int:
+        return self.split.frames
+
+    def __iter__(self) -> Iterator[EvalSequence]:
+        for start, end in self.split.spans:
+            rows = np.arange(start, end, dtype=np.int64)
+            yield EvalSequence(self.split, self.split.sequence_name(start), rows,
+                               self.sample_stride, self.clip_len, self.overlap)
+
+
+@dataclass(frozen=True)
+class EvalBatch:
+    """One batch of ``iter_eval_batches``: ``inputs`` as ``EvalSequence.batches`` yields them, the
+    sequence they belong to, and whether it is the sequence's last batch (then stitch)."""
+
+    sequence: EvalSequence
+    inputs: dict[str, Tensor]
+    last: bool
+
+
+def iter_eval_batches(split: MeshSplit, clip_len: int, sample_stride: int = 1, overlap: int | None = None,
+                      max_windows_per_batch: int = DEFAULT_MAX_WINDOWS_PER_BATCH) -> Iterator[EvalBatch]:
+    """Every evaluation batch of a split as one flat stream, sequence after sequence.
+
+    Usage::
+
+        outputs = []
+        for batch in iter_eval_batches(split, cfg.clip_len, cfg.sample_stride):
+            outputs.append(model(...batch.inputs...)["rot_mat"])
+            if batch.last:
+                rot = project_to_so3(torch.from_numpy(batch.sequence.stitch(outputs)))  # (F_seq, 24, 3, 3)
+                outputs = []
+    """
+    for sequence in EvalSequences(split, sample_stride, clip_len, overlap):
+        pending: dict[str, Tensor] | None = None
+        for inputs in sequence.batches(max_windows_per_batch):
+            if pending is not None:
+                yield EvalBatch(sequence, pending, last=False)
+            pending = inputs
+        if pending is not None:
+            yield EvalBatch(sequence, pending, last=True)
+
+
+# ----------------------------------------------------------------------------- files and configs
+
+
+class MeshFiles:
+    """The pickles a config names, each loaded at most once (both splits kept together).
+
+    ``split(dataset, name)`` loads ``cfg.data_path(cfg.dt_file_<dataset>)`` on first use and wraps
+    both of its splits; later calls for either split reuse them.
+    """
+
+    def __init__(self, cfg: TaskConfig) -> None:
+        self.cfg = cfg
+        self._loaded: dict[str, dict[str, MeshSplit]] = {}
+
+    def path(self, dataset: str) -> Path:
+        """The pickle of ``dataset`` under ``data_root``.
+
+        Raises:
+            ConfigError: the config does not name a file for ``dataset``.
+        """
+        if dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+        name = getattr(self.cfg, f"dt_file_{dataset}")
+        if name is None:
+            raise ConfigError(f"{self.cfg.source}: key 'dt_file_{dataset}' is not set; "
+                              f"name the {dataset} pickle (a file under data_root) to use {dataset} data")
+        return self.cfg.data_path(name)
+
+    def split(self, dataset: str, split: str) -> MeshSplit:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if dataset not in self._loaded:
+            path = self.path(dataset)
+            data = schema.load_mesh_pickle(path, dataset)
+            self._loaded[dataset] = {name: MeshSplit(data[name], dataset, name, path, no_conf=self.cfg.no_conf)
+                                     for name in SPLITS}
+            log.info("loaded %s: %s", path, ", ".join(f"{s} {self._loaded[dataset][s].frames} frames"
+                                                     for s in SPLITS))
+        return self._loaded[dataset][split]
+
+
+def load_split(cfg: TaskConfig, dataset: str, split: str, files: MeshFiles | None = None) -> MeshSplit:
+    """One split of the pickle ``cfg`` names for ``dataset`` (through ``files`` to load it once)."""
+    return (files if files is not None else MeshFiles(cfg)).split(dataset, split)
+
+
+def build_train_sets(cfg: TaskConfig, seed: int, files: MeshFiles | None = None) -> dict[str, TrainClipDataset]:
+    """The training datasets of a config, keyed by dataset name.
+
+    * ``h36m``: when ``dt_file_h36m`` is set and ``warmup_h36m`` > 0 (the loop runs its pass in epochs
+      < warmup_h36m);
+    * ``coco``: when ``dt_file_coco`` is set and ``warmup_coco`` > 0; single images (clip_len 1,
+      data_stride 1, sample_stride 1: every image is its own clip and every image is kept; the
+      original strided COCO by 2 and so used half of the images, with labels misaligned);
+    * ``pw3d``: when ``train_pw3d`` (which requires ``dt_file_pw3d``).
+    Video datasets use ``clip_len``, ``data_stride`` and ``sample_stride`` from the config; all use
+    ``cfg.flip`` and ``seed``. Pass ``files`` to share loaded pickles with the evaluation splits.
+    """
+    files = files if files is not None else MeshFiles(cfg)
+    sets: dict[str, TrainClipDataset] = {}
+    if cfg.dt_file_h36m is not None and cfg.warmup_h36m > 0:
+        sets["h36m"] = TrainClipDataset(files.split("h36m", "train"), cfg.clip_len, cfg.data_stride,
+                                        cfg.sample_stride, cfg.flip, seed)
+    if cfg.dt_file_coco is not None and cfg.warmup_coco > 0:
+        sets["coco"] = TrainClipDataset(files.split("coco", "train"), COCO_CLIP_LEN, COCO_DATA_STRIDE,
+                                        COCO_SAMPLE_STRIDE, cfg.flip, seed)
+    if cfg.train_pw3d:
+        sets["pw3d"] = TrainClipDataset(files.split("pw3d", "train"), cfg.clip_len, cfg.data_stride,
+                                        cfg.sample_stride, cfg.flip, seed)
+    return sets
+
+
+def build_eval_splits(cfg: TaskConfig, files: MeshFiles | None = None) -> dict[str, MeshSplit]:
+    """The test splits a config validates on: ``h36m`` when ``dt_file_h36m`` is set, ``pw3d`` when
+    ``dt_file_pw3d`` is set (COCO has no evaluation, as the original)."""
+    files = files if files is not None else MeshFiles(cfg)
+    return {name: files.split(name, "test") for name in ("h36m", "pw3d")
+            if getattr(cfg, f"dt_file_{name}") is not None}

@@ -1,0 +1,363 @@
+"""Datasets: every per-frame array aligned (bug 10.6), flips, repeatable augmentation, 2D
+normalisation, evaluation covering every frame once, and the config-driven loaders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from lib.body.joint_names import H36M_LEFT, H36M_RIGHT, SMPL_FLIP_PAIRS
+from lib.data import schema
+from lib.data.datasets import (
+    EvalSequences,
+    MeshFiles,
+    MeshSplit,
+    TrainClipDataset,
+    build_eval_splits,
+    build_train_sets,
+    iter_eval_batches,
+    load_split,
+)
+from lib.errors import ConfigError, DataError
+
+# Encoding of the row f of a hand-built split into each array (all exact in float32):
+#   joint_2d[f, j] = (f, j) px; smpl_pose[f, k] = 100 f + k; smpl_shape[f, k] = 100 f + k + 0.5;
+#   pred_smpl_pose = -(100 f + k); pred_smpl_shape = -(100 f + k + 0.5).
+ROW_SCALE = 100.0
+PW3D_WIDTH = 1920.0
+
+
+def encoded_split(lengths: list[int], dataset: str = "pw3d", no_conf: bool = False,
+                  cameras: list[str] | None = None) -> MeshSplit:
+    frames = int(sum(lengths))
+    f = np.arange(frames, dtype=np.float64)
+    xy = np.stack(np.broadcast_arrays(f[:, None], np.arange(17.0)[None, :]), axis=-1)  # (F, 17, 2)
+    arrays = {
+        "joint_2d": xy,
+        "confidence": np.full((frames, 17, 1), 0.5),
+        "source": np.repeat(np.array([f"seq{i:02d}" for i in range(len(lengths))]), lengths),
+        "smpl_pose": f[:, None] * ROW_SCALE + np.arange(72.0),
+        "smpl_shape": f[:, None] * ROW_SCALE + np.arange(10.0) + 0.5,
+        "pred_smpl_pose": -(f[:, None] * ROW_SCALE + np.arange(72.0)),
+        "pred_smpl_shape": -(f[:, None] * ROW_SCALE + np.arange(10.0) + 0.5),
+    }
+    if cameras is not None:
+        arrays["camera_name"] = np.asarray(cameras)
+    return MeshSplit(arrays, dataset, "train", no_conf=no_conf)
+
+
+def decoded_rows(item: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """The split row each array of an (unflipped) item came from, decoded independently per array."""
+    x_px = (item["pose2d"][..., 0, 0].double().numpy() + 1.0) * PW3D_WIDTH / 2  # joint 0 holds x = f
+    return {
+        "pose2d": np.rint(x_px).astype(np.int64),
+        "gt_pose": (item["gt_pose"][..., 0].double().numpy() / ROW_SCALE).astype(np.int64),
+        "gt_shape": ((item["gt_shape"][..., 0].double().numpy() - 0.5) / ROW_SCALE).astype(np.int64),
+        "hybrik_pose": (-item["hybrik_pose"][..., 0].double().numpy() / ROW_SCALE).astype(np.int64),
+        "hybrik_shape": ((-item["hybrik_shape"][..., 0].double().numpy() - 0.5) / ROW_SCALE).astype(np.int64),
+    }
+
+
+# ------------------------------------------------------------------------- alignment (bug 10.6)
+
+
+@pytest.mark.parametrize("sample_stride", [1, 2, 3])
+def test_every_array_aligned_after_sample_stride(sample_stride: int) -> None:
+    lengths = [40, 7, 33, 2, 25]
+    split = encoded_split(lengths)
+    source = split.arrays["source"]
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    ds = TrainClipDataset(split, clip_len=8, data_stride=4, sample_stride=sample_stride, flip=False, seed=0)
+    seen = set()
+    for i in range(len(ds)):
+        item = ds[i]
+        assert item["pose2d"].shape == (8, 17, 3) and item["pose2d"].dtype == torch.float32
+        assert item["gt_pose"].shape == (8, 72) and item["hybrik_shape"].shape == (8, 10)
+        assert item["frame_index"].dtype == torch.int64
+        rows = item["frame_index"].numpy()
+        for key, decoded in decoded_rows(item).items():
+            assert np.array_equal(decoded, rows), key  # every array comes from the same frames
+        seq = source[rows]
+        assert np.all(seq == seq[0])  # one sequence per clip
+        # Subsampled per sequence: offsets from the sequence start are multiples of the stride.
+        first = starts[int(seq[0][3:])]
+        assert np.all((rows - first) % sample_stride == 0)
+        if len(np.unique(rows)) == 8:  # a full window: consecutive subsampled frames
+            assert np.all(np.diff(rows) == sample_stride)
+        seen.update(rows.tolist())
+    kept = {s + k for s, n in zip(starts, lengths) for k in range(0, n, sample_stride)}
+    assert seen == kept  # tails and short sequences included, nothing else
+
+
+def test_short_sequence_resampled_deterministically_in_training() -> None:
+    split = encoded_split([5, 20])
+    ds = TrainClipDataset(split, clip_len=8, data_stride=8, sample_stride=1, flip=False, seed=0)
+    # round(linspace(0, 4, 8)) = [0, 1, 1, 2, 2, 3, 3, 4]
+    assert ds[0]["frame_index"].tolist() == [0, 1, 1, 2, 2, 3, 3, 4]
+    again = TrainClipDataset(split, clip_len=8, data_stride=8, sample_stride=1, flip=False, seed=1)
+    assert np.array_equal(ds.clip_rows, again.clip_rows)
+
+
+# --------------------------------------------------------------------------------------- flips
+
+
+def _np_flip_h36m(kp: np.ndarray) -> np.ndarray:
+    out = kp.copy()
+    out[..., list(H36M_LEFT), :] = kp[..., list(H36M_RIGHT), :]
+    out[..., list(H36M_RIGHT), :] = kp[..., list(H36M_LEFT), :]
+    out[..., 0] *= -1
+    return out
+
+
+def _np_flip_smpl(pose: np.ndarray) -> np.ndarray:
+    aa = pose.reshape(pose.shape[:-1] + (24, 3)).copy()
+    out = aa.copy()
+    for a, b in SMPL_FLIP_PAIRS:
+        out[..., a, :], out[..., b, :] = aa[..., b, :], aa[..., a, :]
+    out[..., 1:] *= -1
+    return out.reshape(pose.shape)
+
+
+def test_flip_applied_to_2d_and_both_poses_not_betas() -> None:
+    split = encoded_split([30, 30])
+    plain = TrainClipDataset(split, clip_len=6, data_stride=3, sample_stride=2, flip=False, seed=0)
+    flipping = TrainClipDataset(split, clip_len=6, data_stride=3, sample_stride=2, flip=True, seed=0)
+    flipped_count = 0
+    for i in range(len(plain)):
+        a, b = plain[i], flipping[i]
+        assert torch.equal(a["frame_index"], b["frame_index"])
+        for key in ("gt_shape", "hybrik_shape"):
+            assert torch.equal(a[key], b[key])
+        if flipping.is_flipped(i):
+            flipped_count += 1
+            assert np.array_equal(b["pose2d"].numpy(), _np_flip_h36m(a["pose2d"].numpy()))
+            for key in ("gt_pose", "hybrik_pose"):
+                assert np.array_equal(b[key].numpy(), _np_flip_smpl(a[key].numpy()))
+        else:
+            for key in ("pose2d", "gt_pose", "hybrik_pose"):
+                assert torch.equal(a[key], b[key])
+    assert 0 < flipped_count < len(plain)
+
+
+def test_flipped_2d_is_the_mirror_image_on_the_canvas() -> None:
+    # Mirroring a frame of width W maps x px -> W - x px; normalised, that is x_n -> -x_n.
+    split = encoded_split([12])
+    ds = TrainClipDataset(split, clip_len=12, data_stride=12, sample_stride=1, flip=True, seed=0)
+    for epoch in range(64):  # the first epoch whose draw flips item 0 (p 0.5 each)
+        ds.set_epoch(epoch)
+        if ds.is_flipped(0):
+            break
+    else:
+        pytest.fail("item 0 never flipped in 64 epochs")
+    item = ds[0]
+    x_px = np.arange(12.0)  # joint j holds x = row f
+    expected = (PW3D_WIDTH - x_px) / PW3D_WIDTH * 2 - 1
+    # Left hip (4) takes the right hip's (1) position; both hold x = f.
+    assert np.allclose(item["pose2d"][:, 4, 0].numpy(), expected, atol=1e-6)
+    assert np.allclose(item["pose2d"][:, 4, 1].numpy(), 1 / PW3D_WIDTH * 2 - 1, atol=1e-6)  # y of joint 1
+
+
+def test_augmentation_repeatable_given_seed_and_epoch_and_worker_count() -> None:
+    split = encoded_split([50, 41])
+    make = lambda seed: TrainClipDataset(split, clip_len=4, data_stride=2, sample_stride=1, flip=True, seed=seed)
+    ds = make(3)
+    flips_e0 = [ds.is_flipped(i) for i in range(len(ds))]
+    assert flips_e0 == [make(3).is_flipped(i) for i in range(len(ds))]
+    ds.set_epoch(1)
+    flips_e1 = [ds.is_flipped(i) for i in range(len(ds))]
+    assert flips_e1 != flips_e0
+    assert [make(4).is_flipped(i) for i in range(len(ds))] != flips_e0
+    assert 0.25 < np.mean(flips_e0) < 0.75
+
+    def epoch_batches(workers: int) -> list[dict[str, torch.Tensor]]:
+        d = make(3)
+        d.set_epoch(1)
+        return list(DataLoader(d, batch_size=7, shuffle=False, num_workers=workers))
+
+    serial, parallel = epoch_batches(0), epoch_batches(2)
+    assert len(serial) == len(parallel)
+    for a, b in zip(serial, parallel):
+        for key in a:
+            assert torch.equal(a[key], b[key])
+
+
+# ---------------------------------------------------------------------------------- 2D inputs
+
+
+def test_pose2d_normalised_on_canvas_with_clipped_confidence() -> None:
+    split = encoded_split([6], dataset="coco")
+    split.arrays["confidence"][:, :, 0] = np.linspace(-0.5, 1.7, 17)
+    xy = split.arrays["joint_2d"]
+    out = split.pose2d
+    assert out.dtype == np.float32 and out.shape == (6, 17, 3)
+    assert np.allclose(out[..., 0], xy[..., 0] / 640 * 2 - 1, atol=1e-6)
+    assert np.allclose(out[..., 1], xy[..., 1] / 640 * 2 - 1, atol=1e-6)
+    assert np.allclose(out[..., 2], np.clip(np.linspace(-0.5, 1.7, 17), 0, 1), atol=1e-7)
+
+
+def test_h36m_uses_each_frames_camera_and_fills_missing_confidence() -> None:
+    cams = ["54138969", "55011271", "60457274", "58860488", "54138969"]
+    split = encoded_split([5], dataset="h36m", cameras=cams)
+    del split.arrays["confidence"]
+    out = split.pose2d
+    heights = np.array([1002, 1000, 1002, 1000, 1002], dtype=np.float64)
+    xy = split.arrays["joint_2d"]
+    assert np.allclose(out[..., 0], xy[..., 0] / 1000 * 2 - 1, atol=1e-6)
+    assert np.allclose(out[..., 1], xy[..., 1] / 1000 * 2 - heights[:, None] / 1000, atol=1e-6)
+    assert np.all(out[..., 2] == 1.0)
+
+
+def test_h36m_unknown_camera_is_a_data_error() -> None:
+    split = encoded_split([3], dataset="h36m", cameras=["54138969", "123", "123"])
+    with pytest.raises(DataError, match="'123'"):
+        _ = split.pose2d
+
+
+def test_no_conf_drops_the_confidence_channel() -> None:
+    split = encoded_split([10], no_conf=True)
+    full = encoded_split([10])
+    ds = TrainClipDataset(split, clip_len=4, data_stride=4, sample_stride=1, flip=True, seed=0)
+    assert all(ds[i]["pose2d"].shape == (4, 17, 2) for i in range(len(ds)))
+    assert np.array_equal(split.pose2d, full.pose2d[..., :2])
+
+
+# --------------------------------------------------------------------------------- evaluation
+
+
+@pytest.mark.parametrize("sample_stride", [1, 2, 3])
+@pytest.mark.parametrize("max_windows", [1, 3, 64])
+def test_eval_stitch_scores_every_frame_once(sample_stride: int, max_windows: int) -> None:
+    lengths = [40, 5, 17, 1, 33]
+    split = encoded_split(lengths)
+    sequences = EvalSequences(split, sample_stride=sample_stride, clip_len=8)
+    assert len(sequences) == len(lengths) and sequences.frames == sum(lengths)
+    covered = []
+    for seq, length in zip(sequences, lengths):
+        outputs = []
+        for batch in seq.batches(max_windows):
+            b, t = batch["frame_index"].shape
+            assert b <= max_windows and batch["pose2d"].shape == (b, t, 17, 3)
+            # Windows are consecutive frames of one phase; a short phase is kept whole (no resampling).
+            assert torch.all(batch["frame_index"].diff(dim=1) == sample_stride)
+            phase_len = -(-length // sample_stride)
+            assert t == 8 or t in (phase_len, length // sample_stride)
+            # "Model": the GT pose itself, so the stitched result must be the per-frame GT exactly.
+            outputs.append(batch["gt_pose"] * 1.0)
+            rows = decoded_rows(batch)
+            assert np.array_equal(rows["pose2d"], batch["frame_index"].numpy())
+        stitched = seq.stitch(outputs)
+        assert stitched.shape == (length, 72)
+        frames = seq.frame_arrays()
+        assert np.allclose(stitched, frames["gt_pose"].numpy(), atol=1e-3, rtol=0)
+        assert np.array_equal(frames["frame_index"].numpy(), seq.rows)
+        covered.extend(seq.rows.tolist())
+    assert covered == list(range(sum(lengths)))  # every frame, once, in order
+
+
+def test_eval_short_sequence_single_window_and_stitch_checks_count() -> None:
+    split = encoded_split([5])
+    (seq,) = list(EvalSequences(split, sample_stride=1, clip_len=16))
+    (batch,) = list(seq.batches())
+    assert batch["frame_index"].tolist() == [[0, 1, 2, 3, 4]]
+    with pytest.raises(ValueError, match="window outputs"):
+        seq.stitch([])
+
+
+def test_iter_eval_batches_flat_stream_marks_sequence_ends() -> None:
+    lengths = [30, 4, 21]
+    split = encoded_split(lengths)
+    results, outputs, lasts = [], [], 0
+    for batch in iter_eval_batches(split, clip_len=8, sample_stride=2, overlap=2, max_windows_per_batch=2):
+        outputs.append(batch.inputs["hybrik_shape"])
+        if batch.last:
+            lasts += 1
+            results.append((batch.sequence.rows, batch.sequence.stitch(outputs)))
+            outputs = []
+    assert lasts == len(lengths) and not outputs
+    for rows, values in results:
+        assert np.allclose(values, split.arrays["pred_smpl_shape"][rows], atol=1e-3, rtol=0)
+
+
+# ------------------------------------------------------------------------- files and configs
+
+
+def _cfg(data_root: Path, **changes):
+    from lib.config.task import parse_task_config
+    from lib.data.synthetic import MESH_FILES
+
+    raw = dict(data_root=str(data_root), dt_file_h36m=MESH_FILES["h36m"], dt_file_coco=MESH_FILES["coco"],
+               dt_file_pw3d=MESH_FILES["pw3d"], warmup_h36m=1, warmup_coco=1, clip_len=8, data_stride=4,
+               sample_stride=2, maxlen=16)
+    raw.update(changes)
+    return parse_task_config(raw, source="test.yaml")
+
+
+def test_build_train_sets_loads_each_file_once(data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, str]] = []
+    real = schema.load_mesh_pickle
+
+    def counting(path, dataset):
+        calls.append((Path(path).name, dataset))
+        return real(path, dataset)
+
+    monkeypatch.setattr(schema, "load_mesh_pickle", counting)
+    cfg = _cfg(data_root)
+    files = MeshFiles(cfg)
+    sets = build_train_sets(cfg, seed=0, files=files)
+    evals = build_eval_splits(cfg, files=files)
+    assert set(sets) == {"h36m", "coco", "pw3d"} and set(evals) == {"h36m", "pw3d"}
+    assert sorted(d for _, d in calls) == ["coco", "h36m", "pw3d"]  # once each, train and test shared
+    assert load_split(cfg, "pw3d", "test", files) is evals["pw3d"]
+    for name in ("h36m", "pw3d"):
+        item = sets[name][0]
+        assert item["pose2d"].shape == (8, 17, 3) and item["gt_pose"].shape == (8, 72)
+        assert torch.all(item["frame_index"].diff() >= 0)
+    coco = sets["coco"]
+    assert len(coco) == coco.split.frames  # every image kept (no sample_stride for COCO)
+    item = coco[0]
+    assert item["pose2d"].shape == (1, 17, 3) and item["hybrik_shape"].shape == (1, 10)
+    batch = next(iter(DataLoader(coco, batch_size=5)))
+    assert batch["pose2d"].shape == (5, 1, 17, 3)
+
+
+def test_build_train_sets_follows_the_config(data_root: Path) -> None:
+    cfg = _cfg(data_root, dt_file_coco=None, warmup_h36m=0, train_pw3d=True, no_conf=True)
+    sets = build_train_sets(cfg, seed=0)
+    assert set(sets) == {"pw3d"}
+    assert sets["pw3d"][0]["pose2d"].shape == (8, 17, 2)
+
+
+def test_dataset_not_named_by_config_is_a_config_error(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, dt_file_coco=None)
+    with pytest.raises(ConfigError, match="dt_file_coco"):
+        load_split(cfg, "coco", "train")
+
+
+def test_real_split_normalisation_matches_formula(data_root: Path) -> None:
+    from lib.data.keypoints2d import H36M_CAMERA_RES
+
+    split = load_split(_cfg(data_root), "h36m", "test")
+    xy = np.asarray(split.arrays["joint_2d"])[..., :2].astype(np.float64)
+    size = np.array([H36M_CAMERA_RES[str(c)] for c in np.asarray(split.arrays["camera_name"])], dtype=np.float64)
+    w, h = size[:, 0, None], size[:, 1, None]
+    assert np.allclose(split.pose2d[..., 0], xy[..., 0] / w * 2 - 1, atol=1e-5)
+    assert np.allclose(split.pose2d[..., 1], xy[..., 1] / w * 2 - h / w, atol=1e-5)
+    assert split.pose2d[..., 2].min() >= 0 and split.pose2d[..., 2].max() <= 1
+
+
+def test_synthetic_test_split_every_frame_scored_once(data_root: Path) -> None:
+    cfg = _cfg(data_root, clip_len=16, maxlen=243)
+    split = load_split(cfg, "pw3d", "test")
+    sequences = EvalSequences(split, cfg.sample_stride, cfg.clip_len)
+    scored = np.zeros(split.frames, dtype=int)
+    for seq in sequences:
+        outputs = [batch["hybrik_pose"] for batch in seq.batches(max_windows_per_batch=8)]
+        per_frame = seq.stitch(outputs)  # "model" = identity on the HybrIK input
+        assert np.allclose(per_frame, np.asarray(split.arrays["pred_smpl_pose"])[seq.rows], atol=1e-6)
+        scored[seq.rows] += 1
+    assert sequences.frames == split.frames and np.all(scored == 1)
+    assert min(b - a for a, b in split.spans) < cfg.clip_len  # the preset holds a short sequence
