@@ -40,3 +40,41 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("data_root")
     generate_data_root(out, seed=0, preset="tiny")
     return out
+
+
+REPO = Path(__file__).resolve().parents[1]
+# Model, batch and schedule sizes swapped into copies of the seed YAMLs so a run takes seconds.
+TINY_SIZES = dict(dim_rep=16, depth=1, num_heads=2, hidden_dim=32, batch_size=8, batch_size_img=16, clip_len=8,
+                  data_stride=8, num_workers=0, checkpoint_frequency=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    """``tiny_config(folder, seed_name, data_root, **changes) -> Path``: a copy of
+    ``configs/mesh/<seed_name>.yaml`` with data_root, epochs (1), batch and model sizes swapped."""
+    import yaml
+
+    def make(folder: Path, seed_name: str, data_root: Path, **changes) -> Path:
+        raw = yaml.safe_load((REPO / "configs" / "mesh" / f"{seed_name}.yaml").read_text())
+        raw.update({**TINY_SIZES, "data_root": str(data_root), "epochs": 1, **changes})
+        for key in ("warmup_h36m", "warmup_coco"):
+            if key in raw and key not in changes:
+                raw[key] = min(raw[key], 1)
+        path = Path(folder) / f"{seed_name}.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        return path
+
+    return make
+
+
+def seed_args(config: Path, checkpoint: Path, *extra: str, hyper: str = "manual_joint_label1.yaml") -> list[str]:
+    """The seed command's flags (train / finetune / evaluate share them) on CPU."""
+    return ["--config", str(config), "--checkpoint", str(checkpoint),
+            "--hyper_cfg", str(REPO / "hyper_config" / "method2" / hyper),
+            "--hyper_relation_bias", "uniform", "--version", "2", "--device", "cpu", *extra]
+
+
+@pytest.fixture(scope="session")
+def seed_command():
+    """``seed_command(config, checkpoint, *extra, hyper=...) -> list[str]`` (see ``seed_args``)."""
+    return seed_args

@@ -20,38 +20,17 @@ from lib.train import loop
 from lib.train.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
-HYPER1 = ROOT / "hyper_config" / "method2" / "manual_joint_label1.yaml"
-HYPER2 = ROOT / "hyper_config" / "method2" / "manual_joint_label2.yaml"
 METRIC_KEYS = {"mpve", "mpjpe", "pa_mpjpe", "mpjpe_17j", "pa_mpjpe_17j", "accel_err"}
-TINY = dict(dim_rep=16, depth=1, num_heads=2, hidden_dim=32, batch_size=8, batch_size_img=16, clip_len=8,
-            data_stride=8, num_workers=0, checkpoint_frequency=1)
-
-
-def tiny_config(tmp_path: Path, seed_name: str, data_root: Path, **changes) -> Path:
-    """A copy of ``configs/mesh/<seed_name>.yaml`` with data_root and sizes swapped for a fast test."""
-    raw = yaml.safe_load((ROOT / "configs" / "mesh" / f"{seed_name}.yaml").read_text())
-    raw.update({**TINY, "data_root": str(data_root), "epochs": 1, **changes})
-    if "warmup_h36m" in raw:
-        raw["warmup_h36m"] = min(raw["warmup_h36m"], 1)
-    if "warmup_coco" in raw:
-        raw["warmup_coco"] = min(raw["warmup_coco"], 1)
-    path = tmp_path / f"{seed_name}.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
-def seed_args(config: Path, checkpoint: Path, *extra: str, hyper: Path = HYPER1) -> list[str]:
-    return ["--config", str(config), "--checkpoint", str(checkpoint), "--hyper_cfg", str(hyper),
-            "--hyper_relation_bias", "uniform", "--version", "2", "--device", "cpu", *extra]
+HYPER2 = "manual_joint_label2.yaml"
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> tuple[Path, Path]:
+def trained(tmp_path_factory: pytest.TempPathFactory, data_root: Path, tiny_config, seed_command) -> tuple[Path, Path]:
     """Two epochs of train_pw3d (H36M warm-up, COCO and 3DPW passes) -> (config, checkpoint dir)."""
     tmp = tmp_path_factory.mktemp("trained")
     cfg = tiny_config(tmp, "train_pw3d", data_root, epochs=2)
     out = tmp / "ckpt"
-    assert main(seed_args(cfg, out)) == 0
+    assert main(seed_command(cfg, out)) == 0
     return cfg, out
 
 
@@ -74,9 +53,9 @@ def test_training_writes_every_artefact(trained: tuple[Path, Path]) -> None:
 
 
 def test_evaluate_writes_json_with_all_keys(trained: tuple[Path, Path], tmp_path: Path,
-                                            capsys: pytest.CaptureFixture) -> None:
+                                            capsys: pytest.CaptureFixture, seed_command) -> None:
     cfg, out = trained
-    assert main(seed_args(cfg, tmp_path / "eval", "--evaluate", str(out / "best_epoch.bin"))) == 0
+    assert main(seed_command(cfg, tmp_path / "eval", "--evaluate", str(out / "best_epoch.bin"))) == 0
     table = capsys.readouterr().out
     assert "pw3d test:" in table and "accel_err" in table
     for dataset in ("pw3d", "h36m"):
@@ -93,23 +72,23 @@ def test_evaluate_writes_json_with_all_keys(trained: tuple[Path, Path], tmp_path
     assert json.loads((tmp_path / "eval" / "metrics_pw3d.json").read_text())["frames"] == len(pw3d["test"]["source"])
 
 
-def test_resume_reaches_the_same_metrics(trained: tuple[Path, Path], tmp_path: Path, data_root: Path) -> None:
+def test_resume_reaches_the_same_metrics(trained: tuple[Path, Path], tmp_path: Path, data_root: Path, tiny_config, seed_command) -> None:
     cfg2, out_full = trained
     cfg1 = tiny_config(tmp_path, "train_pw3d", data_root, epochs=1)
     out = tmp_path / "resumed"
-    assert main(seed_args(cfg1, out)) == 0
+    assert main(seed_command(cfg1, out)) == 0
     assert ck.read_checkpoint(out / "latest_epoch.bin")["epoch"] == 1
-    assert main(seed_args(cfg2, out)) == 0  # no -r: latest_epoch.bin is resumed
+    assert main(seed_command(cfg2, out)) == 0  # no -r: latest_epoch.bin is resumed
     full = json.loads((out_full / "history.json").read_text())
     resumed = json.loads((out / "history.json").read_text())
     assert full[1]["val"] == resumed[1]["val"]
     assert full[1]["train"] == pytest.approx(resumed[1]["train"], rel=1e-6)
 
 
-def test_resume_after_sigkill_mid_epoch(trained: tuple[Path, Path], tmp_path: Path) -> None:
+def test_resume_after_sigkill_mid_epoch(trained: tuple[Path, Path], tmp_path: Path, seed_command) -> None:
     cfg2, out_full = trained
     out = tmp_path / "killed"
-    cmd = [sys.executable, str(ROOT / "train_mesh_refine.py"), *seed_args(cfg2, out)]
+    cmd = [sys.executable, str(ROOT / "train_mesh_refine.py"), *seed_command(cfg2, out)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not (out / "latest_epoch.bin").exists() and time.time() < deadline and proc.poll() is None:
@@ -117,60 +96,60 @@ def test_resume_after_sigkill_mid_epoch(trained: tuple[Path, Path], tmp_path: Pa
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert ck.read_checkpoint(out / "latest_epoch.bin")["epoch"] in (1, 2)  # complete, never torn
-    assert main(seed_args(cfg2, out)) == 0
+    assert main(seed_command(cfg2, out)) == 0
     full = json.loads((out_full / "history.json").read_text())
     resumed = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in resumed] == [1, 2]
     assert full[1]["val"] == resumed[1]["val"]
 
 
-def test_zero_learning_rate_keeps_input_metrics(tmp_path: Path, data_root: Path) -> None:
+def test_zero_learning_rate_keeps_input_metrics(tmp_path: Path, data_root: Path, tiny_config, seed_command) -> None:
     cfg = tiny_config(tmp_path, "train_h36m", data_root, lr_backbone=0.0, lr_head=0.0)
     out = tmp_path / "lr0"
-    assert main(seed_args(cfg, out)) == 0
+    assert main(seed_command(cfg, out)) == 0
     report = json.loads((out / "metrics_h36m.json").read_text())
     for key in METRIC_KEYS:
         assert report["refined"][key] == pytest.approx(report["input"][key], abs=1e-3), key
 
 
 def test_finetune_loads_backbone_and_reports(trained: tuple[Path, Path], tmp_path: Path, data_root: Path,
-                                             caplog: pytest.LogCaptureFixture) -> None:
+                                             caplog: pytest.LogCaptureFixture, tiny_config, seed_command) -> None:
     _, out = trained
     cfg = tiny_config(tmp_path, "ft_pw3d", data_root)
     pretrain_dir = tmp_path / "checkpoint" / "pretrain" / "run"
     pretrain_dir.mkdir(parents=True)
     (pretrain_dir / "latest_epoch.bin").write_bytes((out / "best_epoch.bin").read_bytes())
-    assert main(seed_args(cfg, tmp_path / "ft", "--pretrained", str(pretrain_dir))) == 0
+    assert main(seed_command(cfg, tmp_path / "ft", "--pretrained", str(pretrain_dir))) == 0
     assert any("loaded" in r.getMessage() and "backbone tensors" in r.getMessage() for r in caplog.records)
     # a file with no backbone tensor (e.g. MotionBERT's DSTformer) is refused
     torch.save({"model_pos": {"module.joints_embed.weight": torch.ones(512, 3)}}, pretrain_dir / "mb.bin")
-    assert main(seed_args(cfg, tmp_path / "ft2", "--pretrained", str(pretrain_dir), "-ms", "mb.bin")) == 2
+    assert main(seed_command(cfg, tmp_path / "ft2", "--pretrained", str(pretrain_dir), "-ms", "mb.bin")) == 2
     # finetune without any backbone source is an error
-    assert main(seed_args(cfg, tmp_path / "ft3")) == 2
+    assert main(seed_command(cfg, tmp_path / "ft3")) == 2
 
 
-def test_seed_h36m_commands_run(tmp_path: Path, data_root: Path) -> None:
+def test_seed_h36m_commands_run(tmp_path: Path, data_root: Path, tiny_config, seed_command) -> None:
     train = tiny_config(tmp_path, "train_h36m", data_root)
-    assert main(seed_args(train, tmp_path / "h36m", hyper=HYPER2)) == 0
+    assert main(seed_command(train, tmp_path / "h36m", hyper=HYPER2)) == 0
     ft = tiny_config(tmp_path, "ft_h36m", data_root, backbone_ckpt=str(tmp_path / "h36m" / "best_epoch.bin"))
-    assert main(seed_args(ft, tmp_path / "ft_h36m", hyper=HYPER2)) == 0
-    assert main(seed_args(train, tmp_path / "eval_h36m", "--evaluate", str(tmp_path / "ft_h36m" / "best_epoch.bin"),
+    assert main(seed_command(ft, tmp_path / "ft_h36m", hyper=HYPER2)) == 0
+    assert main(seed_command(train, tmp_path / "eval_h36m", "--evaluate", str(tmp_path / "ft_h36m" / "best_epoch.bin"),
                           hyper=HYPER2)) == 0
     assert (tmp_path / "eval_h36m" / "metrics_h36m.json").is_file()
 
 
 def test_checkpoint_from_another_model_is_refused(trained: tuple[Path, Path], tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture) -> None:
+                                                  capsys: pytest.CaptureFixture, seed_command) -> None:
     cfg, out = trained
-    code = main(seed_args(cfg, tmp_path / "e", "--evaluate", str(out / "best_epoch.bin"), hyper=HYPER2))
+    code = main(seed_command(cfg, tmp_path / "e", "--evaluate", str(out / "best_epoch.bin"), hyper=HYPER2))
     err = capsys.readouterr().err
     assert code == 2 and "different model" in err and "hyper.joint_label" in err
 
 
-def test_contradictory_flags_and_version1_notice(trained: tuple[Path, Path], tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture) -> None:
+def test_contradictory_and_missing_flags(trained: tuple[Path, Path], tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture, seed_command) -> None:
     cfg, out = trained
-    assert main(seed_args(cfg, tmp_path / "x", "--evaluate", str(out / "best_epoch.bin"), "-r",
+    assert main(seed_command(cfg, tmp_path / "x", "--evaluate", str(out / "best_epoch.bin"), "-r",
                           str(out / "latest_epoch.bin"))) == 2
     assert "contradict" in capsys.readouterr().err
     with pytest.raises(SystemExit):
@@ -180,7 +159,7 @@ def test_contradictory_flags_and_version1_notice(trained: tuple[Path, Path], tmp
 
 
 def test_non_finite_loss_stops_with_names(tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch,
-                                          capsys: pytest.CaptureFixture) -> None:
+                                          capsys: pytest.CaptureFixture, tiny_config, seed_command) -> None:
     real = loop.compute_losses
 
     def poisoned(pred, gt, weights, loss_type):
@@ -191,7 +170,7 @@ def test_non_finite_loss_stops_with_names(tmp_path: Path, data_root: Path, monke
 
     monkeypatch.setattr(loop, "compute_losses", poisoned)
     cfg = tiny_config(tmp_path, "train_h36m", data_root)
-    assert main(seed_args(cfg, tmp_path / "nan")) == 2
+    assert main(seed_command(cfg, tmp_path / "nan")) == 2
     err = capsys.readouterr().err
     assert "non-finite loss (loss_pose, total) at epoch 1, pass h36m, batch 0, sequences S" in err
     assert not (tmp_path / "nan" / "latest_epoch.bin").exists()
