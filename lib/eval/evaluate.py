@@ -31,12 +31,12 @@ from lib.data.datasets import EvalSequence, EvalSequences, MeshSplit, load_split
 from lib.eval.metrics import METRIC_KEYS, MetricSums, accel_error_mm, center_on_root, frame_errors_mm
 from lib.geometry.rotation import (axis_angle_to_matrix, flip_h36m_keypoints, flip_smpl_axis_angle,
                                    flip_smpl_rotmat, project_to_so3)
+from lib.model.refiner import posed_mesh_mm
 from lib.train.checkpoint import unwrap
 from lib.train.distributed import DistInfo, all_reduce_sum
 
 log = logging.getLogger(__name__)
 
-M_TO_MM = 1000.0
 # Frame rate of each dataset's pickles (3DPW is recorded at 30 Hz; our H36M pickles are treated as
 # 50 Hz, the camera rate). Only used to convert the acceleration error to m/s^2.
 DATASET_FPS = {"pw3d": 30.0, "h36m": 50.0}
@@ -77,12 +77,12 @@ def refine_windows(model: nn.Module, inputs: dict[str, torch.Tensor], device: to
     pose2d = inputs["pose2d"].to(device)
     theta = inputs["hybrik_pose"].to(device)
     betas = inputs["hybrik_shape"].to(device)
-    out = model(pose2d, theta, betas)
-    rot, shape = out["rot_mat"], out["shape"]
+    net = unwrap(model)
+    rot, shape = net.refine_rotations(pose2d, theta, betas)
     if flip:
-        flipped = model(flip_h36m_keypoints(pose2d), flip_smpl_axis_angle(theta), betas)
-        rot = 0.5 * (rot + flip_smpl_rotmat(flipped["rot_mat"]))
-        shape = 0.5 * (shape + flipped["shape"])
+        flipped_rot, flipped_shape = net.refine_rotations(flip_h36m_keypoints(pose2d), flip_smpl_axis_angle(theta), betas)
+        rot = 0.5 * (rot + flip_smpl_rotmat(flipped_rot))
+        shape = 0.5 * (shape + flipped_shape)
     return rot.float().cpu(), shape.float().cpu()
 
 
@@ -107,11 +107,10 @@ def refine_sequence(model: nn.Module, sequence: EvalSequence, device: torch.devi
 @torch.no_grad()
 def smpl_joints_vertices_mm(body: nn.Module, rot_mat: torch.Tensor, betas: torch.Tensor,
                             device: torch.device) -> tuple[np.ndarray, np.ndarray]:
-    """SMPL of (F,24,3,3) rotations and (F,10) betas -> H36M-17 joints (F,17,3), vertices (F,6890,3), mm."""
-    out = body(rot_mat.to(device), betas.to(device))
-    vertices = out.vertices * M_TO_MM
-    joints = body.h36m_joints(vertices)
-    return joints.double().cpu().numpy(), vertices.double().cpu().numpy()
+    """SMPL of (F,24,3,3) rotations and (F,10) betas -> H36M-17 joints (F,17,3), vertices (F,6890,3), mm,
+    float64 (pelvis-centred; the metrics re-centre on the protocol's root)."""
+    vertices, joints = posed_mesh_mm(body, rot_mat.to(device)[None], betas.to(device)[None])
+    return joints[0].double().cpu().numpy(), vertices[0].double().cpu().numpy()
 
 
 def protocol(cfg: Any, flip: bool, overlap: int) -> dict[str, Any]:

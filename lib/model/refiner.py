@@ -6,6 +6,7 @@ applied to the same mesh), like the evaluation's ground truth.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from lib.body.joint_names import H36M_ROOT, SMPL_NUM_JOINTS
@@ -19,6 +20,29 @@ OUTPUT_KEYS = ("rot_mat", "pose_aa", "shape", "vertices", "keypoint_3d")
 # Outputs of the exported graph (MeshRefinerForExport), in order.
 EXPORT_OUTPUT_NAMES = ("rot_mat", "shape", "vertices", "keypoint_3d")
 EXPORT_INPUT_NAMES = ("pose2d", "hybrik_theta", "hybrik_shape")
+
+
+def posed_mesh_mm(body_model: nn.Module, rot_mat: Tensor, shape: Tensor) -> tuple[Tensor, Tensor]:
+    """SMPL mesh and H36M-17 joints in mm, centred on the H36M pelvis of the same mesh.
+
+    Shared by the refiner's outputs and the training targets, so both follow one convention. SMPL
+    runs in float32 even under autocast (mixed precision applies to the network only).
+
+    Args:
+        body_model: ``lib.body.smpl.BodyModel``.
+        rot_mat: (N, T, 24, 3, 3).
+        shape: (N, T, 10).
+    Returns:
+        vertices (N, T, 6890, 3) mm, keypoint_3d (N, T, 17, 3) mm.
+    """
+    if torch.is_autocast_enabled(rot_mat.device.type):
+        with torch.autocast(rot_mat.device.type, enabled=False):
+            return posed_mesh_mm(body_model, rot_mat.float(), shape.float())
+    out = body_model(rot_mat.flatten(0, 1), shape.flatten(0, 1))  # N*T frames
+    vertices = out.vertices.unflatten(0, rot_mat.shape[:2]) * MM_PER_M  # (N, T, 6890, 3)
+    keypoints = body_model.h36m_joints(vertices)  # (N, T, 17, 3)
+    root = keypoints[..., H36M_ROOT:H36M_ROOT + 1, :]  # (N, T, 1, 3)
+    return vertices - root, keypoints - root
 
 
 class MeshRefiner(nn.Module):
@@ -50,7 +74,14 @@ class MeshRefiner(nn.Module):
         """Longest clip T the model accepts."""
         return self.backbone.maxlen
 
-    def refine(self, pose2d: Tensor, hybrik_theta: Tensor, hybrik_shape: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def refine_rotations(self, pose2d: Tensor, hybrik_theta: Tensor, hybrik_shape: Tensor) -> tuple[Tensor, Tensor]:
+        """Refined rotations (N, T, 24, 3, 3) and betas (N, T, 10) without running SMPL (inputs as
+        ``refine``); evaluation and inference stitch these over windows, then run SMPL once per frame."""
+        init_rot = axis_angle_to_matrix(hybrik_theta.unflatten(-1, (SMPL_NUM_JOINTS, 3)))  # (N, T, 24, 3, 3)
+        return self.head(self.backbone(pose2d), init_rot, hybrik_shape)
+
+    def refine(self, pose2d: Tensor, hybrik_theta: Tensor,
+               hybrik_shape: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Refined rotations, betas, and the posed mesh.
 
         Args:
@@ -62,25 +93,13 @@ class MeshRefiner(nn.Module):
             rot_mat (N, T, 24, 3, 3), shape (N, T, 10), vertices (N, T, 6890, 3) mm and
             keypoint_3d (N, T, 17, 3) mm, both centred on the H36M pelvis.
         """
-        init_rot = axis_angle_to_matrix(hybrik_theta.unflatten(-1, (SMPL_NUM_JOINTS, 3)))  # (N, T, 24, 3, 3)
-        rot_mat, shape = self.head(self.backbone(pose2d), init_rot, hybrik_shape)
+        rot_mat, shape = self.refine_rotations(pose2d, hybrik_theta, hybrik_shape)
         vertices, keypoint_3d = self.posed_mesh_mm(rot_mat, shape)
         return rot_mat, shape, vertices, keypoint_3d
 
     def posed_mesh_mm(self, rot_mat: Tensor, shape: Tensor) -> tuple[Tensor, Tensor]:
-        """SMPL mesh and H36M-17 joints in mm, centred on the H36M pelvis.
-
-        Args:
-            rot_mat: (N, T, 24, 3, 3).
-            shape: (N, T, 10).
-        Returns:
-            vertices (N, T, 6890, 3) mm, keypoint_3d (N, T, 17, 3) mm.
-        """
-        out = self.body_model(rot_mat.flatten(0, 1), shape.flatten(0, 1))  # N*T frames
-        vertices = out.vertices.unflatten(0, rot_mat.shape[:2]) * MM_PER_M  # (N, T, 6890, 3)
-        keypoints = self.body_model.h36m_joints(vertices)  # (N, T, 17, 3)
-        root = keypoints[..., H36M_ROOT:H36M_ROOT + 1, :]  # (N, T, 1, 3)
-        return vertices - root, keypoints - root
+        """See ``posed_mesh_mm`` (the module function) with this model's SMPL layer."""
+        return posed_mesh_mm(self.body_model, rot_mat, shape)
 
     def forward(self, pose2d: Tensor, hybrik_theta: Tensor, hybrik_shape: Tensor) -> dict[str, Tensor]:
         """See ``refine``; returns a dict with the keys ``OUTPUT_KEYS``.
@@ -107,5 +126,7 @@ class MeshRefinerForExport(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, pose2d: Tensor, hybrik_theta: Tensor, hybrik_shape: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def forward(self, pose2d: Tensor, hybrik_theta: Tensor,
+                hybrik_shape: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(rot_mat, shape, vertices, keypoint_3d); see ``MeshRefiner.refine``."""
         return self.model.refine(pose2d, hybrik_theta, hybrik_shape)

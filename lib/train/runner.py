@@ -122,6 +122,9 @@ def _run(args, task_cfg, hyper_cfg, options, info: distributed.DistInfo, device:
     if options.version == 1 and hyper_cfg is not None:
         log.info("%s: read and validated; unused with --version 1 (no hypergraph block)", args.hyper_cfg)
     if info.is_main:
+        for stale in out.glob(".*.tmp"):  # left by a run killed mid-save; the previous file is intact
+            log.info("removing %s (an interrupted save)", stale)
+            stale.unlink()
         save_run_configs(out, args, task_cfg, hyper_cfg, options)
     seed_everything(args.seed)
     autocast_dtype = None
