@@ -53,7 +53,8 @@ def test_switches_change_parameter_set() -> None:
     full = _names(Backbone(**TINY, partitions=(LABEL1,)))
     no_adj = _names(Backbone(**TINY, partitions=(LABEL1,), j2j_adjacency=False))
     no_bias = _names(Backbone(**TINY, partitions=(LABEL1,), j2e_bias=False))
-    assert full - no_adj == {f"spatial_layers.{i}.common.attn.{p}" for i in range(2) for p in ("skeleton_bias", "alpha")}
+    assert full - no_adj == {f"spatial_layers.{i}.common.attn.{p}"
+                             for i in range(2) for p in ("skeleton_bias", "alpha")}
     assert full - no_bias == {f"spatial_layers.{i}.hyper.attns.0.w1" for i in range(2)}
     assert _names(Backbone(**TINY, partitions=(LABEL1,), j2e_main=False)) == full
 
