@@ -1,0 +1,9 @@
+"""Export HybrIK (HRNet-W48 with camera, HybrIK's released weights) to one ONNX file with the seed's I/O and
+verify it against PyTorch. See ``--help``."""
+
+import sys
+
+from lib.hybrik.export_cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,17 @@
+"""Deployment: ONNX export of the refiner and its verification, and refining new videos end to end.
+
+Modules (one concern each):
+    preprocess   HybrIK's test-time crop + normalisation (the one implementation, shared with lib/hybrik)
+    hybrik_onnx  running a user-supplied HybrIK ONNX with the seed's I/O, frames + boxes -> res.pk-like dict
+    inputs       readers: HybrIK res.pk / npz / json results, 2D keypoint files (H36M-17 or COCO-17)
+    camera       HybrIK's camera: placing meshes in the camera frame, projecting to pixels
+    sequence     windowed, stitched refinement of a whole sequence (PyTorch model or ONNX session)
+    onnx_runner  an onnxruntime session of the exported refiner, its metadata, I/O checks
+    export       export to ONNX and verification against PyTorch
+    render       a small headless CPU mesh renderer (numpy + PIL) for side-by-side overlays
+    compare      ground truth | HybrIK | refined meshes of a test sequence (the demo's report figure)
+    pipeline     infer_mesh's steps: read inputs, refine, place in the camera frame, write the npz
+    model_io     rebuilding the refiner from a checkpoint (seed flags, or the configs stored in it)
+    export_cli   the command line of deployment/deployment_mesh.py
+    infer_cli    the command line of deployment/infer_mesh.py
+"""

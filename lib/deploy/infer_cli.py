@@ -1,0 +1,208 @@
+"""The ``deployment/infer_mesh.py`` command line: refine HybrIK's predictions of a new video.
+
+``main(argv)`` parses, turns user errors into one line on stderr and returns the exit code:
+0 ok, 2 user error (bad flag or file), 130 interrupted. The steps are in ``lib.deploy.pipeline``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lib.errors import ConfigError, DataError, RefineError
+
+log = logging.getLogger("infer_mesh")
+
+EPILOG = """examples:
+  # HybrIK's own video results (scripts/demo_video.py --save-pk), 2D from projecting HybrIK's joints
+  python deployment/infer_mesh.py --hybrik res.pk --checkpoint_file best_epoch.bin --out refined.npz
+  # with ViTPose / mmpose COCO-17 keypoints, from the exported ONNX, rendered next to HybrIK
+  python deployment/infer_mesh.py --hybrik res.pk --keypoints2d vitpose.json --onnx refine.onnx \\
+      --data_root data/mesh --frames frames/ --render render/ --out refined.npz
+  # frames + person boxes through a HybrIK ONNX (input_image, bbox, image_center -> pred_theta_mats, ...)
+  python deployment/infer_mesh.py --hybrik_onnx hybrik.onnx --frames frames/ --boxes boxes.npy \\
+      --checkpoint_file best_epoch.bin --out refined.npz"""
+DESCRIPTION = ("Refine HybrIK's per-frame SMPL predictions of a video with the temporal refiner (overlapping "
+               "windows, stitched), write the meshes in HybrIK's camera frame to an npz, optionally render them.")
+AUTO_DEPTH_M = 3.0          # camera distance when the results carry no translation (render only)
+AUTO_FOCAL_PER_HEIGHT = 1.2  # focal = this x image height, for the same case
+AUTO_SIZE = (512, 512)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="infer_mesh.py", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_argument_group("HybrIK stage (one of)")
+    first = source.add_mutually_exclusive_group(required=True)
+    first.add_argument("--hybrik", type=Path, metavar="FILE",
+                       help="HybrIK results: res.pk from demo_video.py --save-pk, or .npz / .json with pose_aa "
+                            "(F,72) or rot_mat (F,216) plus betas (F,10) [transl, bbox, width, height optional]")
+    first.add_argument("--hybrik_onnx", type=Path, metavar="MODEL",
+                       help="run this HybrIK ONNX (inputs input_image [N,256,256,3], bbox [N,4], image_center [N,2]) "
+                            "on --frames with --boxes")
+    source.add_argument("--frames", type=Path, metavar="DIR",
+                        help="the video's frames (png/jpg, sorted by name): HybrIK's input with --hybrik_onnx, "
+                             "and the background of --render")
+    source.add_argument("--boxes", type=Path, metavar="FILE",
+                        help="one person box per frame, xyxy px (.npy, .txt or .json (F, 4)); with --hybrik_onnx")
+    kp = parser.add_argument_group("2D keypoints (optional: default is HybrIK's joints projected with its camera)")
+    kp.add_argument("--keypoints2d", type=Path, metavar="FILE",
+                    help="2D keypoints per frame: .npy/.npz (F,17,2|3) or mmpose / ViTPose / AlphaPose .json")
+    kp.add_argument("--keypoints_layout", choices=("coco", "h36m"), default="coco",
+                    help="joint order of --keypoints2d: COCO-17 (mmpose, ViTPose; default) or H36M-17")
+    kp.add_argument("--image_size", type=int, nargs=2, metavar=("W", "H"),
+                    help="video frame size px, when the HybrIK results do not record it")
+    model = parser.add_argument_group("refiner (one of)")
+    which = model.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint_file", "--evaluate", dest="checkpoint_file", type=Path, metavar="CKPT",
+                       help="a checkpoint written by train_mesh_refine.py (its configs are stored in it); "
+                            "--evaluate is accepted as in the seed commands")
+    which.add_argument("--onnx", type=Path, metavar="MODEL", help="a refiner exported by deployment_mesh.py")
+    model.add_argument("--data_root", type=Path, default=None,
+                       help="folder with SMPL_NEUTRAL.pkl and the regressors (default: the checkpoint's data_root; "
+                            "data/mesh with --onnx)")
+    model.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                       help="flip test-time augmentation (default: as the checkpoint's config)")
+    model.add_argument("--overlap", type=int, default=None,
+                       help="frames shared by consecutive windows (default clip_len // 2)")
+    model.add_argument("--sample_stride", type=int, default=None,
+                       help="temporal stride: each of the s phases (frames p, p+s, ...) is refined at the "
+                            "training frame rate, then interleaved (default: the checkpoint's sample_stride)")
+    model.add_argument("--device", default="cpu", help="torch device for --checkpoint_file (default cpu)")
+    model.add_argument("--threads", type=int, default=2, help="onnxruntime threads (default 2)")
+    out = parser.add_argument_group("output")
+    out.add_argument("--out", type=Path, required=True, metavar="FILE.npz", help="the npz to write")
+    out.add_argument("--fps", type=float, default=None, help="frame rate stored in the npz (default: file's, else 30)")
+    out.add_argument("--render", type=Path, default=None, metavar="DIR",
+                     help="write PNG frames (HybrIK | refined, side by side) and render.gif here")
+    out.add_argument("--render_every", type=int, default=1, help="render every k-th frame (default 1)")
+    out.add_argument("--render_width", type=int, default=640, help="max width of each rendered panel px (default 640)")
+    return parser
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    if args.hybrik_onnx is not None and (args.frames is None or args.boxes is None):
+        raise ConfigError("--hybrik_onnx needs --frames DIR and --boxes FILE (one xyxy box per frame)")
+    if args.hybrik is not None and args.boxes is not None:
+        raise ConfigError("--boxes is only used with --hybrik_onnx; HybrIK's res.pk already holds its boxes")
+    if args.out.suffix.lower() != ".npz":
+        raise ConfigError(f"--out {args.out}: expected a file name ending in .npz")
+    if args.overlap is not None and args.overlap < 0:
+        raise ConfigError(f"--overlap {args.overlap}: expected >= 0 (and < clip_len)")
+    if args.sample_stride is not None and args.sample_stride < 1:
+        raise ConfigError(f"--sample_stride {args.sample_stride}: expected >= 1")
+    if args.render_every < 1 or args.render_width < 16 or args.threads < 1:
+        raise ConfigError("--render_every and --threads must be >= 1, --render_width >= 16")
+
+
+def _load_refiner(args: argparse.Namespace):
+    """(Refiner, BodyModel, data_root)."""
+    from lib.body.smpl import BodyModel
+    from lib.deploy.model_io import load_refiner_from_checkpoint
+    from lib.deploy.pipeline import refiner_from_model, refiner_from_onnx
+
+    if args.onnx is not None:
+        data_root = args.data_root if args.data_root is not None else Path("data/mesh")
+        return refiner_from_onnx(args.onnx, args.threads), BodyModel(data_root), data_root
+    model, task_cfg, _ = load_refiner_from_checkpoint(args.checkpoint_file, args.data_root, args.device)
+    refiner = refiner_from_model(model, task_cfg, f"checkpoint:{args.checkpoint_file}", args.device)
+    body = model.body_model if str(args.device) == "cpu" else BodyModel(task_cfg.data_root)  # SMPL runs on the CPU
+    return refiner, body, Path(task_cfg.data_root)
+
+
+def _render(args: argparse.Namespace, arrays: dict[str, np.ndarray], frame_paths: list[Path] | None,
+            fps: float) -> list[Path]:
+    """PNG frames (HybrIK | refined), written one at a time, then ``render.gif`` from them."""
+    from lib.deploy.pipeline import load_frame
+    from lib.deploy.render import GIF_NAME, PinholeCamera, save_gif, save_png, side_by_side
+
+    frames = len(arrays["vertices"])
+    known = "focal_px" in arrays and "image_size" in arrays and np.any(arrays["transl"])
+    pngs = []
+    for f in range(0, frames, args.render_every):
+        if known:
+            width, height = (int(v) for v in arrays["image_size"][f])
+            camera = PinholeCamera(float(arrays["focal_px"][f]), width, height)
+            shift = np.zeros(3)
+        else:  # no camera: a default view of the pelvis-centred meshes
+            width, height = (int(v) for v in arrays["image_size"][f]) if "image_size" in arrays else AUTO_SIZE
+            camera = PinholeCamera(AUTO_FOCAL_PER_HEIGHT * height, width, height)
+            shift = np.array([0.0, 0.0, AUTO_DEPTH_M])
+        background = load_frame(frame_paths[f]) if frame_paths is not None else None
+        image = side_by_side(background, camera, arrays["faces"], arrays["input_vertices"][f] + shift,
+                             arrays["vertices"][f] + shift, max_panel_width=args.render_width,
+                             keypoints_2d=arrays["keypoints_2d"][f] if known else None)
+        pngs.append(save_png(image, args.render, f))
+    return [*pngs, save_gif(pngs, args.render / GIF_NAME, fps / args.render_every)]
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the whole pipeline; returns a summary (frames, paths, settings)."""
+    from lib.deploy import pipeline as pl
+    from lib.deploy.inputs import read_hybrik_results, read_keypoints_2d
+
+    _check_flags(args)
+    refiner, body, data_root = _load_refiner(args)
+    frame_paths = pl.list_frames(args.frames) if args.frames is not None else None
+    if args.hybrik_onnx is not None:
+        seq = pl.hybrik_from_frames(args.hybrik_onnx, frame_paths, args.boxes, threads=args.threads)
+    else:
+        seq = read_hybrik_results(args.hybrik)
+    if frame_paths is not None and len(frame_paths) != seq.frames:
+        raise DataError(f"{args.frames}: {len(frame_paths)} frames but the HybrIK results have {seq.frames}; "
+                        "give the frames of the same video")
+    sizes = pl.image_sizes(seq, tuple(args.image_size) if args.image_size else None)
+    if sizes is None and frame_paths is not None:
+        height, width = pl.load_frame(frame_paths[0]).shape[:2]
+        sizes = np.tile(np.array([width, height], dtype=np.float64), (seq.frames, 1))
+    if args.overlap is not None and args.overlap >= refiner.clip_len:
+        raise ConfigError(f"--overlap {args.overlap}: expected < clip_len ({refiner.clip_len})")
+
+    regressor = pl.hybrik_pelvis_regressor(body, data_root)
+    transl = seq.transl if seq.transl is not None else np.zeros((seq.frames, 3))
+    placed_input = pl.place_smpl(body, regressor, seq.rot_mat, seq.betas, transl)
+    if args.keypoints2d is not None:
+        keypoints = read_keypoints_2d(args.keypoints2d, args.keypoints_layout, seq.frames, seq.bbox)
+    else:
+        keypoints = pl.projected_keypoints(seq, sizes, placed_input.hybrik_17)
+    pose2d = pl.network_pose2d(keypoints, sizes, refiner.in_channels, str(args.keypoints2d or seq.source))
+    rot, betas = pl.refine(refiner, seq, pose2d, flip=args.flip, overlap=args.overlap, sample_stride=args.sample_stride)
+    placed_refined = pl.place_smpl(body, regressor, rot, betas, transl)
+    fps = args.fps or seq.fps or pl.DEFAULT_FPS
+    settings = {"refiner": refiner.description, "clip_len": refiner.clip_len,
+                "sample_stride": args.sample_stride or refiner.sample_stride,
+                "overlap": args.overlap if args.overlap is not None else refiner.clip_len // 2,
+                "flip": refiner.flip if args.flip is None else args.flip,
+                "keypoints_2d": str(args.keypoints2d) if args.keypoints2d else "projected HybrIK joints",
+                "hybrik": str(args.hybrik or args.hybrik_onnx)}
+    arrays = pl.result_arrays(seq, rot, betas, placed_input, placed_refined, keypoints, pose2d, sizes,
+                              body.faces, fps, settings)
+    path = pl.write_npz(args.out, arrays)
+    rendered = _render(args, arrays, frame_paths, fps) if args.render is not None else []
+    return {"frames": seq.frames, "out": str(path), "rendered": [str(p) for p in rendered], **settings}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        summary = run(args)
+    except RefineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: the npz is written last, through a temporary file, so nothing partial is left",
+              file=sys.stderr)
+        return 130
+    rendered = summary.pop("rendered")
+    print(json.dumps(summary))
+    if rendered:
+        print(f"rendered {len(rendered)} files into {Path(rendered[0]).parent}")
+    return 0

@@ -1,0 +1,108 @@
+"""The exported refiner in onnxruntime (CPU): loading, I/O checks, metadata, a window function.
+
+The graph (``lib.deploy.export``): inputs ``pose2d`` [N, T, 17, C], ``hybrik_theta`` [N, T, 72],
+``hybrik_shape`` [N, T, 10]; outputs ``rot_mat`` [N, T, 24, 3, 3], ``shape`` [N, T, 10],
+``vertices`` [N, T, 6890, 3] mm, ``keypoint_3d`` [N, T, 17, 3] mm; N and T dynamic (T <= maxlen).
+Its ``metadata_props`` (``METADATA_*`` keys) carry what a consumer needs: clip_len, sample_stride,
+maxlen, the 2D normalisation, units and the model signature.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lib.deploy.sequence import WindowFn
+from lib.errors import CheckpointError
+from lib.model.refiner import EXPORT_INPUT_NAMES, EXPORT_OUTPUT_NAMES
+
+FORMAT = "ehg-mesh-refine-onnx/1"
+# metadata_props keys written by the exporter (values are strings; JSON where structured).
+METADATA_FORMAT = "format"
+METADATA_CLIP_LEN = "clip_len"
+METADATA_SAMPLE_STRIDE = "sample_stride"
+METADATA_MAXLEN = "maxlen"
+METADATA_FLIP = "flip_test"
+METADATA_IN_CHANNELS = "pose2d_channels"
+METADATA_SIGNATURE = "model_signature"
+METADATA_UNITS = "units"
+METADATA_NORMALISATION = "pose2d_normalisation"
+METADATA_SOURCE = "checkpoint"
+METADATA_EPOCH = "checkpoint_epoch"
+REQUIRED_METADATA = (METADATA_FORMAT, METADATA_CLIP_LEN, METADATA_SAMPLE_STRIDE, METADATA_MAXLEN)
+
+
+class RefinerSession:
+    """An onnxruntime CPU session of an exported refiner, checked at load.
+
+    Args:
+        path: the .onnx file written by ``deployment/deployment_mesh.py``.
+        threads: onnxruntime intra-op threads.
+    Attributes:
+        metadata: the model's ``metadata_props`` as a dict of strings.
+        clip_len, sample_stride, maxlen, in_channels: ints from the metadata / input shape.
+        flip: whether the checkpoint's config asked for flip test-time augmentation.
+    Raises:
+        CheckpointError: missing / unloadable file, inputs or outputs not the refiner's, missing metadata.
+    """
+
+    def __init__(self, path: str | Path, threads: int = 2) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise CheckpointError(f"{self.path}: refiner ONNX not found (resolved to {self.path.resolve()}); "
+                                  "write one with deployment/deployment_mesh.py --deployment FILE")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001
+            reason = " ".join(str(exc).split())[:200]
+            raise CheckpointError(f"{self.path}: not a loadable ONNX model ({reason})") from None
+        inputs = {i.name: i.shape for i in self.session.get_inputs()}
+        outputs = [o.name for o in self.session.get_outputs()]
+        if sorted(inputs) != sorted(EXPORT_INPUT_NAMES) or list(outputs) != list(EXPORT_OUTPUT_NAMES):
+            raise CheckpointError(f"{self.path}: inputs {sorted(inputs)} and outputs {outputs}; a refiner ONNX has "
+                                  f"inputs {list(EXPORT_INPUT_NAMES)} and outputs {list(EXPORT_OUTPUT_NAMES)} "
+                                  "(is this the HybrIK model? pass it with --hybrik_onnx)")
+        self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+        missing = [k for k in REQUIRED_METADATA if k not in self.metadata]
+        if missing:
+            raise CheckpointError(f"{self.path}: metadata lacks {missing}; re-export it with "
+                                  "deployment/deployment_mesh.py (it records clip_len, sample_stride, maxlen)")
+        self.clip_len = int(self.metadata[METADATA_CLIP_LEN])
+        self.sample_stride = int(self.metadata[METADATA_SAMPLE_STRIDE])
+        self.maxlen = int(self.metadata[METADATA_MAXLEN])
+        self.flip = self.metadata.get(METADATA_FLIP, "true").lower() == "true"
+        channels = inputs["pose2d"][-1]
+        self.in_channels = int(channels) if isinstance(channels, int) else 3
+
+    def signature(self) -> dict[str, Any]:
+        """The model signature recorded at export (``lib.train.checkpoint.model_signature``)."""
+        return json.loads(self.metadata.get(METADATA_SIGNATURE, "{}"))
+
+    def run(self, pose2d: np.ndarray, hybrik_theta: np.ndarray, hybrik_shape: np.ndarray) -> dict[str, np.ndarray]:
+        """All four outputs for a batch of windows (float32 inputs; shapes in the module docstring)."""
+        feeds = {"pose2d": np.ascontiguousarray(pose2d, dtype=np.float32),
+                 "hybrik_theta": np.ascontiguousarray(hybrik_theta, dtype=np.float32),
+                 "hybrik_shape": np.ascontiguousarray(hybrik_shape, dtype=np.float32)}
+        if feeds["pose2d"].shape[1] > self.maxlen:
+            raise ValueError(f"window of {feeds['pose2d'].shape[1]} frames exceeds the graph's maxlen {self.maxlen}")
+        return dict(zip(EXPORT_OUTPUT_NAMES, self.session.run(list(EXPORT_OUTPUT_NAMES), feeds)))
+
+    def window_fn(self) -> WindowFn:
+        """A ``lib.deploy.sequence.WindowFn`` returning (rot_mat, shape) of each window."""
+
+        def run(pose2d: np.ndarray, theta: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            out = self.session.run(["rot_mat", "shape"], {
+                "pose2d": np.ascontiguousarray(pose2d, dtype=np.float32),
+                "hybrik_theta": np.ascontiguousarray(theta, dtype=np.float32),
+                "hybrik_shape": np.ascontiguousarray(betas, dtype=np.float32)})
+            return out[0], out[1]
+
+        return run

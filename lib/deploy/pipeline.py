@@ -1,0 +1,266 @@
+"""``infer_mesh.py``'s steps: HybrIK results (+ 2D) -> refined, stitched SMPL in HybrIK's camera frame.
+
+1. HybrIK's per-frame predictions: a results file (``lib.deploy.inputs.read_hybrik_results``), or
+   frames + boxes through a HybrIK ONNX (``lib.deploy.hybrik_onnx``);
+2. 2D keypoints: a keypoint file (H36M-17 or COCO-17), else HybrIK's own H36M-17 joints projected with
+   its camera (confidence 1); normalised as the training data (``keypoints2d.pose2d_input``) with the
+   video frame size;
+3. the refiner, from a checkpoint (PyTorch) or an exported ONNX, over overlapping windows stitched
+   smoothly, phase by phase under the checkpoint's ``sample_stride`` (``lib.deploy.sequence``);
+4. SMPL of HybrIK's and of the refined rotations and betas, placed in the camera frame as HybrIK's
+   demo places its mesh (``lib.deploy.camera``), written to an npz (``RESULT_KEYS``), optionally rendered.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from lib.body.joint_names import H36M_ROOT, SMPL_NUM_JOINTS
+from lib.body.smpl import HYBRIK_H36M_REGRESSOR_FILE, BodyModel, load_joint_regressor
+from lib.data.keypoints2d import pose2d_input
+from lib.deploy import camera as cam
+from lib.deploy.hybrik_onnx import HybrIKOnnx, run_hybrik_on_frames
+from lib.deploy.inputs import HybrIKSequence, hybrik_sequence_from_mapping, read_boxes
+from lib.deploy.sequence import WindowFn, refine_sequence, torch_window_fn, with_flip
+from lib.errors import DataError
+from lib.geometry.rotation import matrix_to_axis_angle
+
+log = logging.getLogger(__name__)
+
+FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+PROJECTED_CONFIDENCE = 1.0   # confidence of 2D obtained by projecting HybrIK's joints
+SMPL_CHUNK = 256             # frames per SMPL forward
+DEFAULT_FPS = 30.0
+UNITS = {
+    "pose_aa": "rad, SMPL axis-angle (24 x 3, global orientation first, camera frame)",
+    "rot_mat": "SMPL rotation matrices (24 x 3 x 3), act on column vectors",
+    "betas": "SMPL betas (10)",
+    "vertices": "m, camera frame (x right, y down, z forward), placed as HybrIK's demo: V - pelvis(V) + transl",
+    "keypoints_3d": "m, camera frame, H36M-17 (J_regressor_h36m_correct), same placement as vertices",
+    "transl": "m, HybrIK's transl (the refined mesh keeps it)",
+    "keypoints_2d": "px (x, y) and confidence in [0, 1], H36M-17, the refiner's 2D input before normalisation",
+    "pose2d": "the refiner's normalised 2D input (x / W * 2 - 1, y / W * 2 - H / W, confidence)",
+    "focal_px": "px, HybrIK's focal length 1000 / 256 * expanded box width; principal point (W / 2, H / 2)",
+    "image_size": "px (W, H)",
+    "fps": "frames per second",
+}
+
+
+@dataclass(frozen=True)
+class Refiner:
+    """A refiner back-end and the settings it was trained with.
+
+    Attributes:
+        window_fn: ``lib.deploy.sequence.WindowFn`` (without flip; ``refine`` adds it).
+        clip_len, sample_stride, maxlen, in_channels: from the checkpoint's config or the ONNX metadata.
+        flip: flip test-time augmentation by default (the config's ``flip``).
+        description: where it came from, for logs and the npz.
+    """
+
+    window_fn: WindowFn
+    clip_len: int
+    sample_stride: int
+    maxlen: int
+    in_channels: int
+    flip: bool
+    description: str
+
+
+def refiner_from_model(model: torch.nn.Module, task_cfg: Any, description: str,
+                       device: torch.device | str = "cpu") -> Refiner:
+    """A ``Refiner`` running a ``MeshRefiner`` in PyTorch (settings from its ``TaskConfig``)."""
+    return Refiner(window_fn=torch_window_fn(model, device), clip_len=task_cfg.clip_len,
+                   sample_stride=task_cfg.sample_stride, maxlen=task_cfg.maxlen, in_channels=model.in_channels,
+                   flip=task_cfg.flip, description=description)
+
+
+def refiner_from_onnx(path: str | Path, threads: int = 2) -> Refiner:
+    """A ``Refiner`` running an exported ONNX in onnxruntime (settings from its metadata)."""
+    from lib.deploy.onnx_runner import RefinerSession
+
+    session = RefinerSession(path, threads)
+    return Refiner(window_fn=session.window_fn(), clip_len=session.clip_len, sample_stride=session.sample_stride,
+                   maxlen=session.maxlen, in_channels=session.in_channels, flip=session.flip,
+                   description=f"onnx:{Path(path)}")
+
+
+# ----------------------------------------------------------------------------------------- inputs
+
+
+def list_frames(frames_dir: str | Path) -> list[Path]:
+    """Image files of a folder, sorted by name (``FRAME_SUFFIXES``).
+
+    Raises:
+        DataError: missing folder or no image in it.
+    """
+    folder = Path(frames_dir)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: frame folder not found (resolved to {folder.resolve()}); extract the video's "
+                        "frames first, e.g. ffmpeg -i video.mp4 frames/%06d.png")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
+    if not paths:
+        raise DataError(f"{folder}: no image files ({', '.join(FRAME_SUFFIXES)})")
+    return paths
+
+
+def load_frame(path: str | Path) -> np.ndarray:
+    """(H, W, 3) uint8 RGB."""
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def hybrik_from_frames(hybrik_onnx: str | Path, frame_paths: list[Path], boxes_path: str | Path,
+                       threads: int = 2, batch_size: int = 8) -> HybrIKSequence:
+    """Frames + boxes through a HybrIK ONNX -> ``HybrIKSequence`` (via the ``res.pk`` layout)."""
+    session = HybrIKOnnx(hybrik_onnx, threads)
+    boxes = read_boxes(boxes_path, len(frame_paths))
+    res = run_hybrik_on_frames(session, (load_frame(p) for p in frame_paths), boxes, batch_size,
+                               frame_names=[p.name for p in frame_paths])
+    return hybrik_sequence_from_mapping(res, Path(hybrik_onnx))
+
+
+def image_sizes(seq: HybrIKSequence, image_size: tuple[int, int] | None) -> np.ndarray | None:
+    """(F, 2) (W, H) px: ``image_size`` (the command line) wins over the results file."""
+    if image_size is not None:
+        return np.tile(np.asarray(image_size, dtype=np.float64), (seq.frames, 1))
+    return seq.image_size
+
+
+# ---------------------------------------------------------------------------------------- SMPL
+
+
+@dataclass(frozen=True)
+class Placed:
+    """SMPL meshes in HybrIK's camera frame (metres)."""
+
+    vertices: np.ndarray      # (F, 6890, 3)
+    keypoints_3d: np.ndarray  # (F, 17, 3) J_regressor_h36m_correct
+    hybrik_17: np.ndarray     # (F, 17, 3) HybrIK's regressor (the demo's pred_xyz_17 joints), placed
+
+
+def hybrik_pelvis_regressor(body: BodyModel, data_root: str | Path) -> np.ndarray:
+    """(17, 6890) HybrIK's H36M regressor (``J_regressor_h36m.npy``), else SPIN's with a warning."""
+    path = Path(data_root) / HYBRIK_H36M_REGRESSOR_FILE
+    if path.is_file():
+        return load_joint_regressor(path, 17)
+    log.warning("%s not found: centring meshes on the pelvis of J_regressor_h36m_correct instead of HybrIK's own "
+                "regressor (a few mm of difference in the placement)", path)
+    return body.J_regressor_h36m.double().cpu().numpy()
+
+
+@torch.no_grad()
+def place_smpl(body: BodyModel, hybrik_regressor: np.ndarray, rot_mat: np.ndarray, betas: np.ndarray,
+               transl: np.ndarray) -> Placed:
+    """SMPL of (F, 24, 3, 3) rotations and (F, 10) betas, centred on HybrIK's pelvis, shifted by transl (F, 3) m."""
+    frames = len(rot_mat)
+    vertices = np.empty((frames, body.NUM_VERTICES, 3), dtype=np.float64)
+    for lo in range(0, frames, SMPL_CHUNK):
+        hi = min(lo + SMPL_CHUNK, frames)
+        out = body(torch.as_tensor(rot_mat[lo:hi], dtype=torch.float32),
+                   torch.as_tensor(betas[lo:hi], dtype=torch.float32))
+        vertices[lo:hi] = out.vertices.double().numpy()
+    hybrik_17 = np.einsum("jv,fvc->fjc", hybrik_regressor, vertices)  # (F, 17, 3)
+    keypoints = np.einsum("jv,fvc->fjc", body.J_regressor_h36m.double().cpu().numpy(), vertices)  # (F, 17, 3)
+    pelvis = hybrik_17[:, H36M_ROOT]
+    return Placed(vertices=cam.place_in_camera(vertices, pelvis, transl),
+                  keypoints_3d=cam.place_in_camera(keypoints, pelvis, transl),
+                  hybrik_17=cam.place_in_camera(hybrik_17, pelvis, transl))
+
+
+# ----------------------------------------------------------------------------------------- 2D
+
+
+def projected_keypoints(seq: HybrIKSequence, sizes: np.ndarray | None, smpl_17: np.ndarray | None) -> np.ndarray:
+    """HybrIK's H36M-17 joints projected with its camera: (F, 17, 3) px + confidence ``PROJECTED_CONFIDENCE``.
+
+    Uses ``pred_xyz_17`` when the file has it, else ``smpl_17`` (the same joints regressed from the
+    input mesh, already in the camera frame).
+
+    Raises:
+        DataError: the results lack ``transl``, ``bbox`` or the frame size (the camera is unknown).
+    """
+    missing = [name for name, value in (("transl", seq.transl), ("bbox", seq.bbox), ("width/height", sizes))
+               if value is None]
+    if missing:
+        raise DataError(f"{seq.source}: no 2D keypoints given and {missing} missing, so HybrIK's joints cannot be "
+                        "projected; pass --keypoints2d FILE (and --image_size W H), or use HybrIK's res.pk")
+    joints = seq.xyz_17 + seq.transl[:, None] if seq.xyz_17 is not None else smpl_17  # (F, 17, 3) m, camera
+    uv, depth = cam.project(joints, cam.focal_px(seq.bbox), sizes[:, 0], sizes[:, 1])
+    if (depth <= 0).any():
+        raise DataError(f"{seq.source}: HybrIK joints behind the camera (transl z <= 0 in some frame); "
+                        "is 'transl' in metres with z forward?")
+    return np.concatenate([uv, np.full(uv.shape[:-1] + (1,), PROJECTED_CONFIDENCE)], axis=-1)
+
+
+def network_pose2d(keypoints_px: np.ndarray, sizes: np.ndarray | None, in_channels: int,
+                   source: str = "2D keypoints") -> np.ndarray:
+    """(F, 17, 3) px + confidence -> the refiner's input (F, 17, C), normalised with each frame's size.
+
+    Raises:
+        DataError: the frame size is unknown.
+    """
+    if sizes is None:
+        raise DataError(f"{source}: the video frame size is unknown, so the 2D keypoints cannot be normalised; "
+                        "pass --image_size W H")
+    width, height = sizes[:, 0, None], sizes[:, 1, None]  # (F, 1) broadcast over joints
+    pose2d = pose2d_input(keypoints_px[..., :2], keypoints_px[..., 2], width, height)  # (F, 17, 3)
+    return pose2d[..., :in_channels]
+
+
+# ------------------------------------------------------------------------------------------ run
+
+
+def refine(refiner: Refiner, seq: HybrIKSequence, pose2d: np.ndarray, flip: bool | None = None,
+           overlap: int | None = None, sample_stride: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Stitched refined rotations (F, 24, 3, 3) and betas (F, 10) of the whole sequence."""
+    flip = refiner.flip if flip is None else flip
+    fn = with_flip(refiner.window_fn) if flip else refiner.window_fn
+    stride = refiner.sample_stride if sample_stride is None else sample_stride
+    shown_overlap = overlap if overlap is not None else refiner.clip_len // 2
+    log.info("refining %d frames with %s: clip_len %d, sample_stride %d, overlap %d, flip %s", seq.frames,
+             refiner.description, refiner.clip_len, stride, shown_overlap, flip)
+    return refine_sequence(fn, pose2d, seq.pose_aa, seq.betas, clip_len=refiner.clip_len, sample_stride=stride,
+                           overlap=overlap)
+
+
+def result_arrays(seq: HybrIKSequence, refined_rot: np.ndarray, refined_betas: np.ndarray, placed_input: Placed,
+                  placed_refined: Placed, keypoints_px: np.ndarray, pose2d: np.ndarray, sizes: np.ndarray | None,
+                  faces: np.ndarray, fps: float, settings: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Everything the npz holds (see ``UNITS``; float32 arrays, metres)."""
+    transl = seq.transl if seq.transl is not None else np.zeros((seq.frames, 3))
+    f32 = np.float32
+    refined_aa = matrix_to_axis_angle(torch.from_numpy(refined_rot)).reshape(seq.frames, 3 * SMPL_NUM_JOINTS).numpy()
+    out = {
+        "pose_aa": refined_aa.astype(f32), "rot_mat": refined_rot.astype(f32), "betas": refined_betas.astype(f32),
+        "vertices": placed_refined.vertices.astype(f32), "keypoints_3d": placed_refined.keypoints_3d.astype(f32),
+        "transl": transl.astype(f32),
+        "input_pose_aa": seq.pose_aa.astype(f32), "input_rot_mat": seq.rot_mat.astype(f32),
+        "input_betas": seq.betas.astype(f32), "input_vertices": placed_input.vertices.astype(f32),
+        "input_keypoints_3d": placed_input.keypoints_3d.astype(f32), "input_transl": transl.astype(f32),
+        "keypoints_2d": keypoints_px.astype(f32), "pose2d": pose2d.astype(f32),
+        "faces": np.asarray(faces, dtype=np.int32), "fps": np.float64(fps),
+        "units": np.array(json.dumps(UNITS)), "settings": np.array(json.dumps(settings)),
+    }
+    if seq.bbox is not None:
+        out["focal_px"] = cam.focal_px(seq.bbox).astype(f32)
+    if sizes is not None:
+        out["image_size"] = sizes.astype(np.int32)
+    return out
+
+
+def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
+    """``np.savez`` (plain arrays only: loadable with ``allow_pickle=False``) through a temp file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,159 @@
+"""Windowed, stitched refinement of one whole sequence held in plain arrays.
+
+The same plan as the evaluation (``lib.eval.evaluate`` / ``lib.data.datasets.EvalSequence``), on
+arrays instead of dataset splits, so that ``infer_mesh.py`` refines a new video exactly as the test
+sets are refined:
+
+1. with the checkpoint's ``sample_stride`` s > 1 the sequence is split into its s phases (frames
+   p, p + s, ...; ``clips.phase_split``), each refined at the training frame rate;
+2. each phase is cut into windows of ``clip_len`` overlapping by ``overlap`` (default half a window;
+   the last window aligned to the end; a phase shorter than ``clip_len`` is one window of its own
+   length, since the model and the exported graph accept any T <= maxlen);
+3. windows of equal length are batched through a *window function* (a PyTorch model or an ONNX
+   session, optionally flip-averaged), the per-window rotations and betas are blended per frame with
+   trapezoid weights (``clips.stitch``: a linear cross-fade over each overlap, so there is no jump at
+   a window border), the phases are interleaved back, and the blended matrices are projected to SO(3).
+
+The blend removes jumps between windows; it does not make the model itself time-invariant. The refine
+head's temporal convolutions are zero-padded (as the original's), so a window's first and last few
+frames are refined differently from its middle, and a static input shows a small wobble with the
+period of the window step. A larger ``overlap`` shrinks it (more windows per frame, more compute).
+
+Meshes are NOT stitched: the caller runs SMPL on the stitched rotations and betas, so the mesh is
+always an SMPL mesh and both refiner back-ends give the same result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from lib.body.joint_names import SMPL_NUM_BETAS, SMPL_NUM_JOINTS
+from lib.data.clips import default_overlap, eval_windows, interleave, phase_split, stitch
+from lib.geometry.rotation import (flip_h36m_keypoints, flip_smpl_axis_angle,
+                                   flip_smpl_rotmat, project_to_so3)
+
+# (pose2d (B, T, 17, C), hybrik_theta (B, T, 72) rad, hybrik_shape (B, T, 10)), float32
+#   -> (rot_mat (B, T, 24, 3, 3), shape (B, T, 10)) as numpy arrays.
+WindowFn = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+DEFAULT_MAX_WINDOWS_PER_BATCH = 32
+
+
+@dataclass(frozen=True)
+class Window:
+    """Frames ``start .. end - 1`` of phase ``phase`` (positions inside that phase)."""
+
+    phase: int
+    start: int
+    end: int
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+
+def torch_window_fn(model: nn.Module, device: torch.device | str = "cpu") -> WindowFn:
+    """A window function running ``MeshRefiner.refine_rotations`` (eval mode, no grad) on ``device``:
+    the refiner without its SMPL forward, whose mesh the stitching would discard anyway (SMPL is run
+    once on the stitched parameters)."""
+    device = torch.device(device)
+
+    @torch.no_grad()
+    def run(pose2d: np.ndarray, theta: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        was_training = model.training
+        model.eval()
+        try:
+            x, aa, b = (torch.as_tensor(a, dtype=torch.float32, device=device) for a in (pose2d, theta, betas))
+            rot, shape = model.refine_rotations(x, aa, b)  # (B, T, 24, 3, 3), (B, T, 10)
+        finally:
+            model.train(was_training)
+        return rot.cpu().numpy(), shape.cpu().numpy()
+
+    return run
+
+
+def with_flip(fn: WindowFn) -> WindowFn:
+    """Flip test-time augmentation, as the evaluation: the mean of the rotations (and betas) of the
+    input and of its mirror image (2D x negated and L/R swapped, pose mirrored), the latter flipped back.
+    """
+
+    def run(pose2d: np.ndarray, theta: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rot, shape = fn(pose2d, theta, betas)
+        f_pose2d = flip_h36m_keypoints(torch.from_numpy(np.ascontiguousarray(pose2d))).numpy()
+        f_theta = flip_smpl_axis_angle(torch.from_numpy(np.ascontiguousarray(theta))).numpy()
+        f_rot, f_shape = fn(f_pose2d, f_theta, betas)
+        back = flip_smpl_rotmat(torch.from_numpy(np.ascontiguousarray(f_rot))).numpy()
+        return 0.5 * (rot + back), 0.5 * (shape + f_shape)
+
+    return run
+
+
+def plan_windows(frames: int, clip_len: int, sample_stride: int = 1,
+                 overlap: int | None = None) -> tuple[list[np.ndarray], list[Window]]:
+    """Phases and windows of a sequence of ``frames`` frames (see the module docstring).
+
+    Returns:
+        phases: up to s (F_p,) int64 frame positions; together every frame once.
+        windows: every window of every phase, longest first (stable), so equal lengths batch together.
+    """
+    if frames < 1:
+        raise ValueError(f"a sequence needs at least one frame, got {frames}")
+    overlap = default_overlap(clip_len) if overlap is None else overlap
+    phases = phase_split(frames, sample_stride)
+    windows = [Window(p, start, end) for p, pos in enumerate(phases)
+               for start, end in eval_windows(len(pos), clip_len, overlap)]
+    return phases, sorted(windows, key=lambda w: -w.length)
+
+
+def refine_sequence(window_fn: WindowFn, pose2d: np.ndarray, theta: np.ndarray, betas: np.ndarray, *,
+                    clip_len: int, sample_stride: int = 1, overlap: int | None = None,
+                    max_windows_per_batch: int = DEFAULT_MAX_WINDOWS_PER_BATCH) -> tuple[np.ndarray, np.ndarray]:
+    """Refined rotations and betas of every frame of one sequence.
+
+    Args:
+        window_fn: see ``WindowFn`` (``torch_window_fn``, ``lib.deploy.onnx_runner.onnx_window_fn``,
+            optionally wrapped in ``with_flip``).
+        pose2d: (F, 17, C) normalised 2D keypoints (``lib.data.keypoints2d.pose2d_input``).
+        theta: (F, 72) HybrIK axis-angle, rad.
+        betas: (F, 10) HybrIK betas.
+        clip_len: window length (the checkpoint's ``clip_len``).
+        sample_stride: the checkpoint's ``sample_stride`` (phases refined at the training frame rate).
+        overlap: frames shared by consecutive windows, 0 <= overlap < clip_len (default clip_len // 2).
+        max_windows_per_batch: windows per call of ``window_fn``.
+    Returns:
+        rot_mat (F, 24, 3, 3) float64 on SO(3), betas (F, 10) float64.
+    """
+    frames = len(theta)
+    if len(pose2d) != frames or len(betas) != frames:
+        raise ValueError(f"pose2d, theta and betas have {len(pose2d)}, {frames} and {len(betas)} frames")
+    overlap = default_overlap(clip_len) if overlap is None else overlap
+    phases, windows = plan_windows(frames, clip_len, sample_stride, overlap)
+    inputs = [np.asarray(a, dtype=np.float32) for a in (pose2d, theta, betas)]
+    rots: list[np.ndarray] = []
+    shapes: list[np.ndarray] = []
+    i = 0
+    while i < len(windows):
+        group = [windows[i]]
+        while (i + len(group) < len(windows) and len(group) < max_windows_per_batch
+               and windows[i + len(group)].length == group[0].length):
+            group.append(windows[i + len(group)])
+        rows = np.stack([phases[w.phase][w.start:w.end] for w in group])  # (B, T) frame positions
+        rot, shape = window_fn(*(a[rows] for a in inputs))
+        rots.extend(np.asarray(rot, dtype=np.float64))
+        shapes.extend(np.asarray(shape, dtype=np.float64))
+        i += len(group)
+    per_phase_rot = [[] for _ in phases]
+    per_phase_shape = [[] for _ in phases]
+    spans = [[] for _ in phases]
+    for w, rot, shape in zip(windows, rots, shapes):
+        per_phase_rot[w.phase].append(rot)
+        per_phase_shape[w.phase].append(shape)
+        spans[w.phase].append((w.start, w.end))
+    rot = interleave([stitch(v, s, len(pos), overlap) for v, s, pos in zip(per_phase_rot, spans, phases)], phases)
+    shape = interleave([stitch(v, s, len(pos), overlap) for v, s, pos in zip(per_phase_shape, spans, phases)], phases)
+    rot = project_to_so3(torch.from_numpy(rot.reshape(frames, SMPL_NUM_JOINTS, 3, 3))).numpy()
+    return rot, shape.reshape(frames, SMPL_NUM_BETAS)
