@@ -88,9 +88,15 @@ def run(out: Path, seed: int, epochs: int | None) -> int:
     except ImportError:
         print("deployment module not available in this checkout: export skipped")
     else:
-        export_and_verify(config=config, hyper_cfg=HYPER, checkpoint=ckpt / "best_epoch.bin", output=onnx_path,
-                          relation_bias="uniform", version=2)
+        result = export_and_verify(config=config, hyper_cfg=HYPER, checkpoint=ckpt / "best_epoch.bin",
+                                   output=onnx_path, relation_bias="uniform", version=2)
+        print(result.report)
+        (report / "onnx_export.txt").write_text(result.report + "\n")
+        if not result.ok:
+            print(f"ONNX verification FAILED: {onnx_path} kept for inspection")
+            return 1
         artefacts["ONNX model"] = onnx_path
+        artefacts["ONNX verification"] = report / "onnx_export.txt"
 
     step("5/5 report")
     artefacts.update(write_report(report, ckpt, evaluation, data_root, train_seconds))
