@@ -151,16 +151,19 @@ def _io_shapes(values: Any) -> list[tuple[str, list[Any]]]:
 @contextlib.contextmanager
 def _quiet_exporter() -> Iterator[None]:
     """Silence the exporter's known, harmless chatter (torchvision ops skipped, axis renaming notes)."""
-    logger = logging.getLogger("torch.onnx")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    # onnx_ir and onnxscript log hundreds of INFO lines per export when the root logger is at INFO
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnx_ir", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*axis name: .* will not be used")
             warnings.filterwarnings("ignore", category=FutureWarning, message=r".*LeafSpec")
             yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def export_onnx(model: MeshRefiner, path: str | Path, metadata: Mapping[str, str], *, clip_len: int,
