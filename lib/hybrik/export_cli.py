@@ -1,0 +1,127 @@
+"""The ``deployment/deployment_hybrik.py`` command line: HybrIK's released weights -> verified ONNX.
+
+``main(argv)`` parses, turns user errors into one line on stderr, and returns the exit code:
+0 written (and verified), 1 written but verification failed (the file is kept and named),
+2 user error (bad flag, missing asset, checkpoint that does not fit), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from lib.errors import ConfigError, RefineError
+
+logger = logging.getLogger(__name__)
+
+EPILOG = """example:
+  python deployment/deployment_hybrik.py --data_root data/mesh \\
+      --checkpoint pretrained_models/hybrik_hrnet.pth --deployment checkpoint/hybrik_hrnet48.onnx
+data_root holds SMPL_NEUTRAL.pkl, J_regressor_h36m_correct.npy and HybrIK's J_regressor_h36m.npy
+(h36m_mean_beta.npy too for --random_init). The file embeds the SMPL arrays (licensed: do not redistribute it).
+Inputs: input_image [N,256,256,3] (crop normalised by lib.deploy.preprocess), bbox [N,4], image_center [N,2]."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from lib.hybrik.export import EXPORTERS
+    from lib.hybrik.model import HRNET_WIDTH
+
+    parser = argparse.ArgumentParser(prog="deployment_hybrik.py", description=__doc__.splitlines()[0], epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data_root", type=Path, required=True,
+                        help="folder with the SMPL model and the joint regressors (see data/mesh/README.md)")
+    parser.add_argument("--checkpoint", type=Path, default=None, metavar="PTH",
+                        help="HybrIK's released weights (hybrik_hrnet.pth); loaded strictly")
+    parser.add_argument("--random_init", action=argparse.BooleanOptionalAction, default=False,
+                        help="export untrained weights instead of --checkpoint (smoke tests only)")
+    parser.add_argument("--deployment", type=Path, required=True, metavar="OUT.onnx",
+                        help="the .onnx file to write (one self-contained file)")
+    parser.add_argument("--width", type=int, default=HRNET_WIDTH, help=f"HRNet width (default {HRNET_WIDTH})")
+    parser.add_argument("--flip_test", action=argparse.BooleanOptionalAction, default=True,
+                        help="bake HybrIK's flip test into the graph, as its demo runs (default on; twice the compute)")
+    parser.add_argument("--exporter", choices=EXPORTERS, default="dynamo",
+                        help="torch's dynamo exporter (default) or the deprecated, much faster TorchScript one")
+    parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
+    parser.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
+                        help="after writing, run onnx.checker and compare onnxruntime with PyTorch at N=1 and N=3")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for PyTorch and onnxruntime (default 2)")
+    parser.add_argument("--latency_repeats", type=int, default=3,
+                        help="timed single-frame runs for the latency report; 0 skips it (default 3)")
+    return parser
+
+
+def _median_ms(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return sorted(times)[len(times) // 2]
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from lib.hybrik.checkpoint import load_hybrik_checkpoint
+    from lib.hybrik.export import (
+        export_hybrik_onnx,
+        onnx_session,
+        random_inputs,
+        torch_outputs,
+        verify_hybrik_onnx,
+    )
+    from lib.hybrik.model import MEAN_BETA_FILE, build_hybrik
+
+    if args.deployment.suffix.lower() != ".onnx":
+        raise ConfigError(f"--deployment {args.deployment}: expected a file name ending in .onnx")
+    if (args.checkpoint is None) == (not args.random_init):
+        raise ConfigError("give exactly one of --checkpoint PTH (HybrIK's released weights) and --random_init")
+    if args.threads < 1 or args.latency_repeats < 0 or args.width < 1:
+        raise ConfigError("--threads and --width must be >= 1 and --latency_repeats >= 0")
+    torch.set_num_threads(args.threads)
+    with_mean_beta = args.random_init and (args.data_root / MEAN_BETA_FILE).is_file()
+    if args.random_init and not with_mean_beta:
+        logger.warning("%s not found: the untrained network starts from zero betas", args.data_root / MEAN_BETA_FILE)
+    model = build_hybrik(args.data_root, width=args.width, mean_beta=with_mean_beta)
+    if args.checkpoint is not None:
+        load_hybrik_checkpoint(model, args.checkpoint)
+    info = export_hybrik_onnx(model, args.deployment, flip_test=args.flip_test, exporter=args.exporter,
+                              opset=args.opset)
+    print(f"wrote {info.path} ({info.size_bytes / 1e6:.1f} MB, opset {info.opset}) in {info.seconds:.1f} s "
+          f"with the {args.exporter} exporter; flip test {'on' if args.flip_test else 'off'}")
+    ok = True
+    if args.verify:
+        for check in verify_hybrik_onnx(model, info.path, flip_test=args.flip_test):
+            worst = max(check.max_abs, key=lambda k: check.max_abs[k] / check.tolerances[k])
+            print(f"  N={check.n}: {'ok' if check.ok else 'FAILED'}; worst {worst} "
+                  f"{check.max_abs[worst]:.2e} (tolerance {check.tolerances[worst]:.0e})")
+            ok = ok and check.ok
+    if args.latency_repeats:
+        inputs = random_inputs(1)
+        session = onnx_session(info.path, threads=args.threads)
+        torch_ms = _median_ms(lambda: torch_outputs(model, inputs, args.flip_test), args.latency_repeats)
+        ort_ms = _median_ms(lambda: session.run(None, inputs), args.latency_repeats)
+        print(f"  latency per frame ({args.threads} threads, N=1): PyTorch {torch_ms:.0f} ms, "
+              f"onnxruntime {ort_ms:.0f} ms")
+    if not ok:
+        print(f"error: {info.path}: verification FAILED (see above); the file is kept for inspection", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return run(args)
+    except RefineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: no partial .onnx is left behind (it is written to a temporary file first)", file=sys.stderr)
+        return 130
