@@ -2,6 +2,12 @@
 
 ``main(argv)`` parses, turns user errors into one line on stderr and returns the exit code:
 0 ok, 2 user error (bad flag or file), 130 interrupted. The steps are in ``lib.deploy.pipeline``.
+
+HybrIK's per-frame predictions come from one of three sources: a results file (``--hybrik``), or the
+video's frames (``--frames``: an image folder or a GIF, with ``--boxes`` or the whole frame as each
+frame's person box) through HybrIK, either our PyTorch port loaded from a checkpoint
+(``--hybrik_checkpoint``) or an exported ONNX (``--hybrik_onnx``). Both frame-based sources run the
+same function, ``lib.hybrik.run.hybrik_predict``.
 """
 
 from __future__ import annotations
@@ -15,7 +21,19 @@ from typing import Any
 
 import numpy as np
 
+from lib.deploy.inputs import (
+    EXTRACT_HINT,
+    HybrIKSequence,
+    VideoFrames,
+    hybrik_sequence_from_mapping,
+    read_boxes,
+    read_hybrik_results,
+    read_keypoints_2d,
+    read_video_frames,
+    whole_frame_boxes,
+)
 from lib.errors import ConfigError, DataError, RefineError
+from lib.hybrik.model import HRNET_WIDTH
 
 log = logging.getLogger("infer_mesh")
 
@@ -27,7 +45,12 @@ EPILOG = """examples:
       --data_root data/mesh --frames frames/ --render render/ --out refined.npz
   # frames + person boxes through a HybrIK ONNX (input_image, bbox, image_center -> pred_theta_mats, ...)
   python deployment/infer_mesh.py --hybrik_onnx hybrik.onnx --frames frames/ --boxes boxes.npy \\
-      --checkpoint_file best_epoch.bin --out refined.npz"""
+      --checkpoint_file best_epoch.bin --out refined.npz
+  # HybrIK's released weights run in PyTorch, on a GIF, the whole frame as the person box
+  python deployment/infer_mesh.py --hybrik_checkpoint pretrained_models/hybrik_hrnet.pth --frames clip.gif \\
+      --checkpoint_file best_epoch.bin --render render/ --out refined.npz
+  # a video file: extract its frames first (no video decoder is a dependency)
+  ffmpeg -i video.mp4 frames/%06d.png"""
 DESCRIPTION = ("Refine HybrIK's per-frame SMPL predictions of a video with the temporal refiner (overlapping "
                "windows, stitched), write the meshes in HybrIK's camera frame to an npz, optionally render them.")
 AUTO_DEPTH_M = 3.0          # camera distance when the results carry no translation (render only)
@@ -45,12 +68,24 @@ def build_parser() -> argparse.ArgumentParser:
                             "(F,72) or rot_mat (F,216) plus betas (F,10) [transl, bbox, width, height optional]")
     first.add_argument("--hybrik_onnx", type=Path, metavar="MODEL",
                        help="run this HybrIK ONNX (inputs input_image [N,256,256,3], bbox [N,4], image_center [N,2]) "
-                            "on --frames with --boxes")
-    source.add_argument("--frames", type=Path, metavar="DIR",
-                        help="the video's frames (png/jpg, sorted by name): HybrIK's input with --hybrik_onnx, "
-                             "and the background of --render")
+                            "on --frames")
+    first.add_argument("--hybrik_checkpoint", type=Path, metavar="FILE",
+                       help="run HybrIK (HRNet with camera, our PyTorch port) with these weights on --frames: "
+                            "HybrIK's released hybrik_hrnet.pth or a state_dict of the port (loaded strictly); "
+                            "SMPL and J_regressor_h36m.npy come from --data_root")
+    source.add_argument("--frames", type=Path, metavar="DIR|GIF",
+                        help="the video's frames: a folder of png/jpg (sorted by name), an animated .gif or one "
+                             "image; HybrIK's input with --hybrik_onnx / --hybrik_checkpoint, and the background "
+                             f"of --render. Other video files: extract the frames first "
+                             f"({EXTRACT_HINT.format(path='video.mp4').replace('%', '%%')})")
     source.add_argument("--boxes", type=Path, metavar="FILE",
-                        help="one person box per frame, xyxy px (.npy, .txt or .json (F, 4)); with --hybrik_onnx")
+                        help="one person box per frame, xyxy px (.npy, .txt or .json (F, 4)); with --hybrik_onnx "
+                             "or --hybrik_checkpoint (default: the whole frame)")
+    source.add_argument("--hybrik_width", type=int, default=None, metavar="W",
+                        help=f"HRNet width of --hybrik_checkpoint (default {HRNET_WIDTH}, HybrIK's released weights)")
+    source.add_argument("--hybrik_flip", action=argparse.BooleanOptionalAction, default=None,
+                        help="flip test of --hybrik_checkpoint (default on, as HybrIK's demo; an ONNX has its "
+                             "flip test baked in at export)")
     kp = parser.add_argument_group("2D keypoints (optional: default is HybrIK's joints projected with its camera)")
     kp.add_argument("--keypoints2d", type=Path, metavar="FILE",
                     help="2D keypoints per frame: .npy/.npz (F,17,2|3) or mmpose / ViTPose / AlphaPose .json")
@@ -86,11 +121,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _hybrik_flag(args: argparse.Namespace) -> str:
+    """The HybrIK source flag given (for messages)."""
+    return next(f"--{name}" for name in ("hybrik", "hybrik_onnx", "hybrik_checkpoint") if getattr(args, name))
+
+
 def _check_flags(args: argparse.Namespace) -> None:
-    if args.hybrik_onnx is not None and (args.frames is None or args.boxes is None):
-        raise ConfigError("--hybrik_onnx needs --frames DIR and --boxes FILE (one xyxy box per frame)")
-    if args.hybrik is not None and args.boxes is not None:
-        raise ConfigError("--boxes is only used with --hybrik_onnx; HybrIK's res.pk already holds its boxes")
+    from_frames = args.hybrik is None
+    if from_frames and args.frames is None:
+        raise ConfigError(f"{_hybrik_flag(args)} needs --frames (a folder of png/jpg frames or a .gif; --boxes FILE "
+                          f"is optional, the whole frame by default); for a video run "
+                          f"{EXTRACT_HINT.format(path='video.mp4')} first")
+    if not from_frames and args.boxes is not None:
+        raise ConfigError("--boxes is only used with --hybrik_onnx or --hybrik_checkpoint; HybrIK's res.pk "
+                          "already holds its boxes")
+    if args.hybrik_checkpoint is None and (args.hybrik_width is not None or args.hybrik_flip is not None):
+        raise ConfigError(f"--hybrik_width and --hybrik_flip apply to --hybrik_checkpoint only, not to "
+                          f"{_hybrik_flag(args)}")
+    if args.hybrik_width is not None and args.hybrik_width < 1:
+        raise ConfigError(f"--hybrik_width {args.hybrik_width}: expected the HRNet width, e.g. {HRNET_WIDTH}")
     if args.out.suffix.lower() != ".npz":
         raise ConfigError(f"--out {args.out}: expected a file name ending in .npz")
     if args.overlap is not None and args.overlap < 0:
@@ -116,16 +165,49 @@ def _load_refiner(args: argparse.Namespace):
     return refiner, body, Path(task_cfg.data_root)
 
 
-def _render(args: argparse.Namespace, arrays: dict[str, np.ndarray], frame_paths: list[Path] | None,
+def _hybrik_from_frames(args: argparse.Namespace, video: VideoFrames, data_root: Path) -> HybrIKSequence:
+    """The video's frames and person boxes through HybrIK (PyTorch checkpoint or ONNX) -> its predictions.
+
+    The one frame-based path: both sources run ``lib.hybrik.run.hybrik_predict`` (HybrIK's test
+    transform, batches, HybrIK's ``res.pk`` layout).
+    """
+    from lib.deploy.hybrik_onnx import HybrIKOnnx
+    from lib.hybrik.run import hybrik_predict
+
+    if args.boxes is not None:
+        boxes = read_boxes(args.boxes, len(video))
+    else:
+        boxes = whole_frame_boxes(video.sizes)
+        width, height = (int(v) for v in video.sizes[0])
+        log.info("no --boxes: each frame's person box is the whole frame (%d x %d px for the first); pass --boxes "
+                 "FILE (a person detector's xyxy boxes) when the person fills only part of the frame", width, height)
+    if args.hybrik_checkpoint is not None:
+        from lib.hybrik.checkpoint import load_hybrik_checkpoint
+        from lib.hybrik.model import build_hybrik
+
+        model = build_hybrik(data_root, width=args.hybrik_width or HRNET_WIDTH)
+        load_hybrik_checkpoint(model, args.hybrik_checkpoint)
+        model = model.to(args.device).eval()
+        source = args.hybrik_checkpoint
+    else:
+        model = HybrIKOnnx(args.hybrik_onnx, args.threads).session  # checked against the seed's I/O
+        source = args.hybrik_onnx
+    flip = args.hybrik_flip is not False
+    res = hybrik_predict(video.read(), boxes, model, flip_test=flip, frame_names=list(video.names))
+    return hybrik_sequence_from_mapping(res, source)
+
+
+def _render(args: argparse.Namespace, arrays: dict[str, np.ndarray], video: VideoFrames | None,
             fps: float) -> list[Path]:
     """PNG frames (HybrIK | refined), written one at a time, then ``render.gif`` from them."""
-    from lib.deploy.pipeline import load_frame
     from lib.deploy.render import GIF_NAME, PinholeCamera, save_gif, save_png, side_by_side
 
     frames = len(arrays["vertices"])
     known = "focal_px" in arrays and "image_size" in arrays and np.any(arrays["transl"])
+    indices = range(0, frames, args.render_every)
+    backgrounds = video.read(indices) if video is not None else (None for _ in indices)
     pngs = []
-    for f in range(0, frames, args.render_every):
+    for f, background in zip(indices, backgrounds):
         if known:
             width, height = (int(v) for v in arrays["image_size"][f])
             camera = PinholeCamera(float(arrays["focal_px"][f]), width, height)
@@ -134,7 +216,6 @@ def _render(args: argparse.Namespace, arrays: dict[str, np.ndarray], frame_paths
             width, height = (int(v) for v in arrays["image_size"][f]) if "image_size" in arrays else AUTO_SIZE
             camera = PinholeCamera(AUTO_FOCAL_PER_HEIGHT * height, width, height)
             shift = np.array([0.0, 0.0, AUTO_DEPTH_M])
-        background = load_frame(frame_paths[f]) if frame_paths is not None else None
         image = side_by_side(background, camera, arrays["faces"], arrays["input_vertices"][f] + shift,
                              arrays["vertices"][f] + shift, max_panel_width=args.render_width,
                              keypoints_2d=arrays["keypoints_2d"][f] if known else None)
@@ -145,22 +226,20 @@ def _render(args: argparse.Namespace, arrays: dict[str, np.ndarray], frame_paths
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the whole pipeline; returns a summary (frames, paths, settings)."""
     from lib.deploy import pipeline as pl
-    from lib.deploy.inputs import read_hybrik_results, read_keypoints_2d
 
     _check_flags(args)
     refiner, body, data_root = _load_refiner(args)
-    frame_paths = pl.list_frames(args.frames) if args.frames is not None else None
-    if args.hybrik_onnx is not None:
-        seq = pl.hybrik_from_frames(args.hybrik_onnx, frame_paths, args.boxes, threads=args.threads)
+    video = read_video_frames(args.frames) if args.frames is not None else None
+    if args.hybrik is None:
+        seq = _hybrik_from_frames(args, video, data_root)
     else:
         seq = read_hybrik_results(args.hybrik)
-    if frame_paths is not None and len(frame_paths) != seq.frames:
-        raise DataError(f"{args.frames}: {len(frame_paths)} frames but the HybrIK results have {seq.frames}; "
+    if video is not None and len(video) != seq.frames:
+        raise DataError(f"{args.frames}: {len(video)} frames but the HybrIK results have {seq.frames}; "
                         "give the frames of the same video")
     sizes = pl.image_sizes(seq, tuple(args.image_size) if args.image_size else None)
-    if sizes is None and frame_paths is not None:
-        height, width = pl.load_frame(frame_paths[0]).shape[:2]
-        sizes = np.tile(np.array([width, height], dtype=np.float64), (seq.frames, 1))
+    if sizes is None and video is not None:
+        sizes = video.sizes.copy()
     if args.overlap is not None and args.overlap >= refiner.clip_len:
         raise ConfigError(f"--overlap {args.overlap}: expected < clip_len ({refiner.clip_len})")
 
@@ -180,11 +259,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "overlap": args.overlap if args.overlap is not None else refiner.clip_len // 2,
                 "flip": refiner.flip if args.flip is None else args.flip,
                 "keypoints_2d": str(args.keypoints2d) if args.keypoints2d else "projected HybrIK joints",
-                "hybrik": str(args.hybrik or args.hybrik_onnx)}
+                "hybrik": str(args.hybrik or args.hybrik_onnx or args.hybrik_checkpoint)}
+    if args.hybrik is None:
+        settings["boxes"] = str(args.boxes) if args.boxes is not None else "whole frame"
     arrays = pl.result_arrays(seq, rot, betas, placed_input, placed_refined, keypoints, pose2d, sizes,
                               body.faces, fps, settings)
     path = pl.write_npz(args.out, arrays)
-    rendered = _render(args, arrays, frame_paths, fps) if args.render is not None else []
+    rendered = _render(args, arrays, video, fps) if args.render is not None else []
     return {"frames": seq.frames, "out": str(path), "rendered": [str(p) for p in rendered], **settings}
 
 

@@ -21,8 +21,14 @@ HybrIK results (``read_hybrik_results``), one person, one row per frame:
   ``{"keypoints": ...}``, or a plain (F, 17, 2|3) nested list.
 
 When a frame holds several people, the one closest to HybrIK's box for that frame is taken (else the
-most confident); a frame with nobody gets zero confidence. Every problem is one ``DataError`` line
-naming the file, the key, expected vs actual, and the fix.
+most confident); a frame with nobody gets zero confidence.
+
+Video frames (``read_video_frames``): a folder of images (``IMAGE_SUFFIXES``, sorted by name), an
+animated ``.gif`` or a single image, decoded lazily one frame at a time. No video decoder (FFmpeg,
+PyAV, OpenCV) is a dependency, so other video files are refused with the ``ffmpeg`` command that
+extracts their frames. Person boxes (``read_boxes``), one per frame, or ``whole_frame_boxes``.
+
+Every problem is one ``DataError`` line naming the file, the key, expected vs actual, and the fix.
 """
 
 from __future__ import annotations
@@ -32,10 +38,11 @@ import logging
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 
 from lib.body.joint_names import H36M_NUM_JOINTS, SMPL_NUM_BETAS, SMPL_NUM_JOINTS
 from lib.data.keypoints2d import COCO_NUM_JOINTS, coco_to_h36m
@@ -56,6 +63,9 @@ HYBRIK_SUFFIXES = (".pk", ".pkl", ".pickle")
 ROTATION_TOLERANCE = 1e-2      # max |R^T R - I| and |det R - 1| accepted for a "rotation matrix"
 LEGACY_QUATERNION_SIZE = 96    # old HybrIK: 24 quaternions instead of 24 matrices
 KEYPOINT_LAYOUTS = ("coco", "h36m")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")  # frames of a folder
+GIF_SUFFIXES = (".gif",)                            # animated GIFs (decoded by Pillow)
+EXTRACT_HINT = "ffmpeg -i {path} frames/%06d.png"   # the fix for a video file we cannot decode
 
 
 @dataclass(frozen=True)
@@ -423,3 +433,109 @@ def read_boxes(path: str | Path, frames: int | None = None) -> np.ndarray:
         raise DataError(f"{path}: box {int(bad[0])} = {boxes[bad[0]].tolist()} is not xyxy (x2 > x1, y2 > y1); "
                         "convert xywh boxes with x2 = x1 + w, y2 = y1 + h")
     return boxes
+
+
+def whole_frame_boxes(sizes: np.ndarray) -> np.ndarray:
+    """The whole frame as each frame's person box: (F, 2) (W, H) px -> (F, 4) xyxy px ``[0, 0, W, H]``."""
+    sizes = np.asarray(sizes, dtype=np.float64)
+    zeros = np.zeros(len(sizes))
+    return np.stack([zeros, zeros, sizes[:, 0], sizes[:, 1]], axis=-1)  # (F, 4)
+
+
+# ----------------------------------------------------------------------------------------- video frames
+
+
+@dataclass(frozen=True)
+class VideoFrames:
+    """The frames of one video, decoded lazily (``read_video_frames``).
+
+    Attributes:
+        source: the folder, GIF or image it came from.
+        names: F frame names (the image file names; ``"<gif name>:<index>"`` for a GIF).
+        sizes: (F, 2) (W, H) px of each frame.
+        paths: the F image files, or None for a GIF.
+    """
+
+    source: Path
+    names: tuple[str, ...]
+    sizes: np.ndarray
+    paths: tuple[Path, ...] | None
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def read(self, indices: Iterable[int] | None = None) -> Iterator[np.ndarray]:
+        """(H, W, 3) uint8 RGB frames at ``indices`` (default: all, in order), one at a time.
+
+        Raises:
+            DataError: a frame that cannot be decoded.
+        """
+        order = range(len(self)) if indices is None else indices
+        if self.paths is not None:
+            for i in order:
+                with _open_image(self.paths[i]) as image:
+                    yield _to_rgb(image, self.paths[i])
+            return
+        with _open_image(self.source) as gif:  # one handle: a GIF decodes forward from the current frame
+            for i in order:
+                try:
+                    gif.seek(i)
+                except (EOFError, ValueError):
+                    raise DataError(f"{self.source}: no frame {i} (the GIF has {len(self)})") from None
+                yield _to_rgb(gif, f"{self.source} frame {i}")
+
+
+def _open_image(path: Path) -> Image.Image:
+    try:
+        return Image.open(path)
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read image ({type(exc).__name__}: {' '.join(str(exc).split())[:120]}); "
+                        f"expected one of {list(IMAGE_SUFFIXES + GIF_SUFFIXES)}") from None
+
+
+def _to_rgb(image: Image.Image, where: object) -> np.ndarray:
+    """The pixels of an open image (frame) -> (H, W, 3) uint8 RGB."""
+    try:
+        return np.asarray(image.convert("RGB"))
+    except (OSError, ValueError) as exc:  # truncated or corrupt data
+        raise DataError(f"{where}: cannot decode ({type(exc).__name__}: {' '.join(str(exc).split())[:120]}); "
+                        "re-extract the frames") from None
+
+
+def read_video_frames(path: str | Path) -> VideoFrames:
+    """The frames of a video: an image folder (sorted by name), an animated GIF, or one image.
+
+    Only image headers are read here; ``VideoFrames.read`` decodes the pixels.
+
+    Raises:
+        DataError: missing path, a folder without images, an unreadable image, or a video file
+            (.mp4, .avi, ...): no decoder is installed, the message gives the ``ffmpeg`` command
+            that extracts its frames.
+    """
+    path = Path(path)
+    if path.is_dir():
+        paths = tuple(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+        if not paths:
+            raise DataError(f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)}); extract a video's frames "
+                            f"first, e.g. {EXTRACT_HINT.format(path='video.mp4')}")
+    elif path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+        paths = (path,)
+    elif path.is_file() and path.suffix.lower() in GIF_SUFFIXES:
+        with _open_image(path) as gif:
+            count, size = int(getattr(gif, "n_frames", 1)), gif.size
+        names = tuple(f"{path.name}:{i:06d}" for i in range(count))
+        return VideoFrames(source=path, names=names, sizes=np.tile(np.asarray(size, dtype=np.float64), (count, 1)),
+                           paths=None)
+    elif path.is_file():
+        raise DataError(f"{path}: cannot decode '{path.suffix}' video here (no video decoder is installed; "
+                        f"frames are read from an image folder, a .gif or one image); extract the frames first: "
+                        f"{EXTRACT_HINT.format(path=path)} and pass --frames frames/")
+    else:
+        raise DataError(f"{path}: frames not found (resolved to {path.resolve()}); pass a folder of "
+                        f"{'/'.join(IMAGE_SUFFIXES)} frames or a .gif")
+    sizes = []
+    for p in paths:
+        with _open_image(p) as image:
+            sizes.append(image.size)
+    return VideoFrames(source=path, names=tuple(p.name for p in paths), sizes=np.asarray(sizes, dtype=np.float64),
+                       paths=paths)

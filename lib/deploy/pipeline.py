@@ -1,7 +1,8 @@
 """``infer_mesh.py``'s steps: HybrIK results (+ 2D) -> refined, stitched SMPL in HybrIK's camera frame.
 
 1. HybrIK's per-frame predictions: a results file (``lib.deploy.inputs.read_hybrik_results``), or
-   frames + boxes through a HybrIK ONNX (``lib.deploy.hybrik_onnx``);
+   frames (+ boxes, else the whole frame) through our HybrIK port from a checkpoint or through a HybrIK
+   ONNX (``lib.hybrik.run.hybrik_predict``, wired in ``lib.deploy.infer_cli``);
 2. 2D keypoints: a keypoint file (H36M-17 or COCO-17), else HybrIK's own H36M-17 joints projected with
    its camera (confidence 1); normalised as the training data (``keypoints2d.pose2d_input``) with the
    video frame size;
@@ -21,21 +22,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from lib.body.joint_names import H36M_ROOT, SMPL_NUM_JOINTS
 from lib.body.smpl import HYBRIK_H36M_REGRESSOR_FILE, BodyModel, load_joint_regressor
 from lib.data.keypoints2d import pose2d_input
 from lib.deploy import camera as cam
-from lib.deploy.hybrik_onnx import HybrIKOnnx, run_hybrik_on_frames
-from lib.deploy.inputs import HybrIKSequence, hybrik_sequence_from_mapping, read_boxes
+from lib.deploy.inputs import HybrIKSequence
 from lib.deploy.sequence import WindowFn, refine_sequence, torch_window_fn, with_flip
 from lib.errors import DataError
 from lib.geometry.rotation import matrix_to_axis_angle
 
 log = logging.getLogger(__name__)
 
-FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 PROJECTED_CONFIDENCE = 1.0   # confidence of 2D obtained by projecting HybrIK's joints
 SMPL_CHUNK = 256             # frames per SMPL forward
 DEFAULT_FPS = 30.0
@@ -93,38 +91,6 @@ def refiner_from_onnx(path: str | Path, threads: int = 2) -> Refiner:
 
 
 # ----------------------------------------------------------------------------------------- inputs
-
-
-def list_frames(frames_dir: str | Path) -> list[Path]:
-    """Image files of a folder, sorted by name (``FRAME_SUFFIXES``).
-
-    Raises:
-        DataError: missing folder or no image in it.
-    """
-    folder = Path(frames_dir)
-    if not folder.is_dir():
-        raise DataError(f"{folder}: frame folder not found (resolved to {folder.resolve()}); extract the video's "
-                        "frames first, e.g. ffmpeg -i video.mp4 frames/%06d.png")
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
-    if not paths:
-        raise DataError(f"{folder}: no image files ({', '.join(FRAME_SUFFIXES)})")
-    return paths
-
-
-def load_frame(path: str | Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB."""
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
-
-
-def hybrik_from_frames(hybrik_onnx: str | Path, frame_paths: list[Path], boxes_path: str | Path,
-                       threads: int = 2, batch_size: int = 8) -> HybrIKSequence:
-    """Frames + boxes through a HybrIK ONNX -> ``HybrIKSequence`` (via the ``res.pk`` layout)."""
-    session = HybrIKOnnx(hybrik_onnx, threads)
-    boxes = read_boxes(boxes_path, len(frame_paths))
-    res = run_hybrik_on_frames(session, (load_frame(p) for p in frame_paths), boxes, batch_size,
-                               frame_names=[p.name for p in frame_paths])
-    return hybrik_sequence_from_mapping(res, Path(hybrik_onnx))
 
 
 def image_sizes(seq: HybrIKSequence, image_size: tuple[int, int] | None) -> np.ndarray | None:

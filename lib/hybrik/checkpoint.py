@@ -107,7 +107,7 @@ def load_hybrik_checkpoint(model: nn.Module, path: str | os.PathLike) -> LoadRep
         detail = ", ".join(f"{k} file {tuple(weights[k].shape)} vs model {tuple(expected[k].shape)}"
                            for k in wrong[:MAX_NAMES_IN_ERROR])
         raise CheckpointError(f"{path.resolve()}: {len(wrong)} tensor(s) with another shape: {detail}; "
-                              "check the HRNet width (--width) of the checkpoint")
+                              "check the HRNet width (--width, or --hybrik_width in infer_mesh.py) of the checkpoint")
     missing = sorted(k for k in expected if k not in weights)
     if missing:
         raise CheckpointError(f"{path.resolve()}: {len(missing)} model key(s) missing from the file: "

@@ -169,7 +169,7 @@ def test_user_errors_are_one_line_exit_2(synthetic_video, tiny_setup, hybrik_sta
          "10 frames of 2D keypoints but the HybrIK results have"),
         (["--hybrik", res_pk, "--onnx", hybrik_standin, *out], "is this the HybrIK model"),
         (["--hybrik", tmp_path / "nocam.npz", *ckpt, *out], "cannot be projected"),
-        (["--hybrik_onnx", hybrik_standin, *ckpt, *out], "needs --frames DIR and --boxes FILE"),
+        (["--hybrik_onnx", hybrik_standin, *ckpt, *out], "--hybrik_onnx needs --frames"),
         (["--hybrik", res_pk, *ckpt, "--overlap", "16", *out], "expected < clip_len"),
         (["--hybrik", res_pk, *ckpt, "--frames", tmp_path, *out], "no image files"),
     ]

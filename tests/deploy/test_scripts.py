@@ -15,7 +15,8 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize("script, flags", [
     ("deployment/deployment_mesh.py", ["--config", "--hyper_cfg", "--hyper_relation_bias", "--version", "--evaluate",
                                        "--deployment"]),
-    ("deployment/infer_mesh.py", ["--hybrik", "--hybrik_onnx", "--frames", "--boxes", "--keypoints2d",
+    ("deployment/infer_mesh.py", ["--hybrik", "--hybrik_onnx", "--hybrik_checkpoint", "--frames", "--boxes",
+                                  "--keypoints2d",
                                   "--checkpoint_file", "--evaluate", "--onnx", "--render", "--out"]),
 ])
 def test_script_help_lists_the_documented_flags(script: str, flags: list[str]) -> None:
@@ -31,4 +32,4 @@ def test_missing_required_flags_exit_2() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, str(REPO / "deployment/infer_mesh.py"), "--out", "x.npz"],
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
-    assert done.returncode == 2 and "one of the arguments --hybrik --hybrik_onnx is required" in done.stderr
+    assert done.returncode == 2 and "one of the arguments --hybrik --hybrik_onnx --hybrik_checkpoint is required" in done.stderr
