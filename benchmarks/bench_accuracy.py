@@ -123,8 +123,6 @@ def tables(result: dict[str, Any], names: dict[str, str]) -> tuple[str, str]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    import torch
-
     from lib.body.smpl import BodyModel
     from lib.config.cli import load_configs
     from lib.data.datasets import MeshFiles

@@ -110,7 +110,7 @@ _HINTS = typing.get_type_hints(TaskConfig)
 def _coerce(key: str, value: Any, source: str) -> Any:
     """Check ``value`` against the annotated type of ``key``; ints are accepted for floats."""
     hint = _HINTS[key]
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    args = typing.get_args(hint)
     optional = type(None) in args
     if value is None:
         if optional:

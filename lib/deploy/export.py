@@ -272,7 +272,8 @@ def verify_onnx(model: MeshRefiner, path: str | Path, shapes: Sequence[tuple[int
     return report
 
 
-def _median_ms(fn: Any, repeats: int) -> float:
+def median_ms(fn: Any, repeats: int) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` runs after one warm-up run, in milliseconds."""
     fn()  # warm-up
     times = []
     for _ in range(repeats):
@@ -295,11 +296,11 @@ def measure_latency(model: MeshRefiner, path: str | Path, shapes: Sequence[tuple
         with torch.no_grad():
             for x in inputs:
                 tensors = tuple(torch.from_numpy(x[k]) for k in EXPORT_INPUT_NAMES)
-                torch_ms.append(_median_ms(lambda: wrapper(*tensors), repeats))
+                torch_ms.append(median_ms(lambda: wrapper(*tensors), repeats))
     finally:
         torch.set_num_threads(previous)
     session = _session(Path(path), threads)
-    return [Latency(n=n, t=t, onnxruntime_ms=_median_ms(lambda: session.run(list(EXPORT_OUTPUT_NAMES), x), repeats),
+    return [Latency(n=n, t=t, onnxruntime_ms=median_ms(lambda: session.run(list(EXPORT_OUTPUT_NAMES), x), repeats),
                     torch_ms=ms, threads=threads) for (n, t), x, ms in zip(shapes, inputs, torch_ms)]
 
 

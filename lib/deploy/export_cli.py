@@ -64,15 +64,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run_export_cli(parser: argparse.ArgumentParser, run_fn, argv: list[str] | None) -> int:
+    """Shared ``main`` of the export scripts: parse, run, one-line errors. Exit codes: 0 ok,
+    1 written but failed verification (file kept), 2 user error, 130 interrupted."""
+    args = parser.parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return run(args)
+        return run_fn(args)
     except RefineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: no partial .onnx is left behind (it is written to a temporary file first)", file=sys.stderr)
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_export_cli(build_parser(), run, argv)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from pathlib import Path
 
-from lib.errors import ConfigError, RefineError
+from lib.deploy.export import median_ms
+from lib.deploy.export_cli import run_export_cli
+from lib.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -51,16 +52,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency_repeats", type=int, default=3,
                         help="timed single-frame runs for the latency report; 0 skips it (default 3)")
     return parser
-
-
-def _median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return sorted(times)[len(times) // 2]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -103,8 +94,8 @@ def run(args: argparse.Namespace) -> int:
     if args.latency_repeats:
         inputs = random_inputs(1)
         session = onnx_session(info.path, threads=args.threads)
-        torch_ms = _median_ms(lambda: torch_outputs(model, inputs, args.flip_test), args.latency_repeats)
-        ort_ms = _median_ms(lambda: session.run(None, inputs), args.latency_repeats)
+        torch_ms = median_ms(lambda: torch_outputs(model, inputs, args.flip_test), args.latency_repeats)
+        ort_ms = median_ms(lambda: session.run(None, inputs), args.latency_repeats)
         print(f"  latency per frame ({args.threads} threads, N=1): PyTorch {torch_ms:.0f} ms, "
               f"onnxruntime {ort_ms:.0f} ms")
     if not ok:
@@ -114,14 +105,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return run(args)
-    except RefineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: no partial .onnx is left behind (it is written to a temporary file first)", file=sys.stderr)
-        return 130
+    return run_export_cli(build_parser(), run, argv)
