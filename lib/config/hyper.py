@@ -26,9 +26,9 @@ from typing import Any
 
 import difflib
 
-import yaml
 
 from lib.body.joint_names import H36M_NUM_JOINTS
+from lib.config.task import read_yaml
 from lib.errors import ConfigError
 
 SPATIAL_MODES = ("common", "hyper", "hyper_dependent_common")
@@ -157,12 +157,5 @@ def load_hyper_config(path: str | Path) -> HyperConfig:
     Raises:
         ConfigError: missing file, YAML syntax error, or any invalid key (see ``parse_hyper_config``).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: hyper config not found (resolved to {path.resolve()}); "
-                          "pass hyper_config/method2/manual_joint_label1.yaml or ..._label2.yaml with --hyper_cfg")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
-    return parse_hyper_config(raw if raw is not None else {}, source=str(path))
+    raw = read_yaml(path, "pass hyper_config/method2/manual_joint_label1.yaml or ..._label2.yaml with --hyper_cfg")
+    return parse_hyper_config(raw, source=str(path))

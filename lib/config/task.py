@@ -206,18 +206,27 @@ def _check_values(cfg: TaskConfig) -> None:
         raise ConfigError(f"{src}: 'train_pw3d' is true but 'dt_file_pw3d' is not set")
 
 
+def read_yaml(path: str | Path, missing_hint: str) -> dict[str, Any]:
+    """The top-level mapping of a YAML file ({} for an empty file).
+
+    Raises:
+        ConfigError: the file is missing (``missing_hint`` says what to pass) or is not valid YAML.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found (resolved to {path.resolve()}); {missing_hint}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    return raw if raw is not None else {}
+
+
 def load_task_config(path: str | Path) -> TaskConfig:
     """Read and validate a task YAML.
 
     Raises:
         ConfigError: missing file, YAML syntax error, or any invalid key (see ``parse_task_config``).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found (resolved to {path.resolve()}); "
-                          "pass one of configs/mesh/*.yaml with --config")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
-    return parse_task_config(raw or {}, source=str(path))
+    raw = read_yaml(path, "pass one of configs/mesh/*.yaml with --config")
+    return parse_task_config(raw, source=str(path))

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from lib.deploy import onnx_runner as meta
+from lib.deploy.onnx_runner import cpu_session
 from lib.model.refiner import EXPORT_INPUT_NAMES, EXPORT_OUTPUT_NAMES, MeshRefiner, MeshRefinerForExport
 
 log = logging.getLogger(__name__)
@@ -225,15 +226,6 @@ def torch_outputs(model: MeshRefiner, inputs: Mapping[str, np.ndarray]) -> dict[
     return {name: value.numpy() for name, value in zip(EXPORT_OUTPUT_NAMES, out)}
 
 
-def _session(path: Path, threads: int):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def verify_onnx(model: MeshRefiner, path: str | Path, shapes: Sequence[tuple[int, int]],
                 tolerances: Mapping[str, float] = DEFAULT_TOLERANCES, seed: int = 1,
                 threads: int = 2) -> VerifyReport:
@@ -254,7 +246,7 @@ def verify_onnx(model: MeshRefiner, path: str | Path, shapes: Sequence[tuple[int
     except Exception as exc:  # noqa: BLE001 - reported, not raised: the caller decides the exit code
         log.error("%s: onnx.checker failed: %s", path, " ".join(str(exc).split())[:300])
         report.checker_ok = False
-    session = _session(path, threads)
+    session = cpu_session(path, threads)
     reference = copy.deepcopy(model).double()
     for i, (n, t) in enumerate(shapes):
         inputs = realistic_inputs(n, t, model.in_channels, seed=seed + i)
@@ -299,7 +291,7 @@ def measure_latency(model: MeshRefiner, path: str | Path, shapes: Sequence[tuple
                 torch_ms.append(median_ms(lambda: wrapper(*tensors), repeats))
     finally:
         torch.set_num_threads(previous)
-    session = _session(Path(path), threads)
+    session = cpu_session(Path(path), threads)
     return [Latency(n=n, t=t, onnxruntime_ms=median_ms(lambda: session.run(list(EXPORT_OUTPUT_NAMES), x), repeats),
                     torch_ms=ms, threads=threads) for (n, t), x, ms in zip(shapes, inputs, torch_ms)]
 

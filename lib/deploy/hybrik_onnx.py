@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from lib.deploy.preprocess import INPUT_SIZE, hybrik_batch
+from lib.deploy.onnx_runner import open_session
 from lib.errors import CheckpointError, DataError
 
 log = logging.getLogger(__name__)
@@ -78,20 +79,9 @@ class HybrIKOnnx:
     """
 
     def __init__(self, path: str | Path, threads: int = 2) -> None:
-        import onnxruntime as ort
-
         self.path = Path(path)
-        if not self.path.is_file():
-            raise CheckpointError(f"{self.path}: HybrIK ONNX not found (resolved to {self.path.resolve()}); "
-                                  "pass the exported HybrIK model with --hybrik_onnx")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 - any load failure is the same user error
-            reason = " ".join(str(exc).split())[:200]
-            raise CheckpointError(f"{self.path}: not a loadable ONNX model ({reason})") from None
+        self.session = open_session(self.path, threads, missing_hint="pass the exported HybrIK model with --hybrik_onnx",
+                                    what="HybrIK ONNX")
         check_hybrik_io([(i.name, i.shape) for i in self.session.get_inputs()],
                         [o.name for o in self.session.get_outputs()], self.path)
         self.outputs = [k for k in (*REQUIRED_OUTPUTS, *OPTIONAL_OUTPUTS)

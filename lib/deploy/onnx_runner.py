@@ -35,6 +35,31 @@ METADATA_EPOCH = "checkpoint_epoch"
 REQUIRED_METADATA = (METADATA_FORMAT, METADATA_CLIP_LEN, METADATA_SAMPLE_STRIDE, METADATA_MAXLEN)
 
 
+def cpu_session(path: str | Path, threads: int = 2) -> Any:
+    """An onnxruntime CPU session with ``threads`` intra-op threads and warnings silenced."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def open_session(path: Path, threads: int, *, missing_hint: str, what: str) -> Any:
+    """``cpu_session`` of a user's file, with one-line errors for a missing or unloadable file.
+
+    Raises:
+        CheckpointError: the file does not exist (``missing_hint`` says what to do) or is not ONNX.
+    """
+    if not path.is_file():
+        raise CheckpointError(f"{path}: {what} not found (resolved to {path.resolve()}); {missing_hint}")
+    try:
+        return cpu_session(path, threads)
+    except Exception as exc:  # noqa: BLE001 - any load failure is the same user error
+        reason = " ".join(str(exc).split())[:200]
+        raise CheckpointError(f"{path}: not a loadable ONNX model ({reason})") from None
+
+
 class RefinerSession:
     """An onnxruntime CPU session of an exported refiner, checked at load.
 
@@ -50,20 +75,9 @@ class RefinerSession:
     """
 
     def __init__(self, path: str | Path, threads: int = 2) -> None:
-        import onnxruntime as ort
-
         self.path = Path(path)
-        if not self.path.is_file():
-            raise CheckpointError(f"{self.path}: refiner ONNX not found (resolved to {self.path.resolve()}); "
-                                  "write one with deployment/deployment_mesh.py --deployment FILE")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001
-            reason = " ".join(str(exc).split())[:200]
-            raise CheckpointError(f"{self.path}: not a loadable ONNX model ({reason})") from None
+        self.session = open_session(self.path, threads, missing_hint="write one with deployment/deployment_mesh.py "
+                                    "--deployment FILE", what="refiner ONNX")
         inputs = {i.name: i.shape for i in self.session.get_inputs()}
         outputs = [o.name for o in self.session.get_outputs()]
         if sorted(inputs) != sorted(EXPORT_INPUT_NAMES) or list(outputs) != list(EXPORT_OUTPUT_NAMES):

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from lib.deploy.hybrik_onnx import DEPTH_FACTOR_M, INPUT_NAMES
+from lib.deploy.onnx_runner import cpu_session
 from lib.deploy.preprocess import INPUT_SIZE, hybrik_batch
 from lib.hybrik.ik import MIN_BONE_M
 from lib.hybrik.model import HybrIKCam
@@ -213,12 +214,7 @@ def torch_outputs(model: HybrIKCam, inputs: dict[str, np.ndarray], flip_test: bo
 
 def onnx_session(path: str | os.PathLike, threads: int = 2) -> Any:
     """An onnxruntime CPU session of an exported HybrIK file."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return cpu_session(path, threads)
 
 
 def _conditioned(tol: dict[str, float], expected: dict[str, np.ndarray], max_abs: dict[str, float]) -> dict[str, float]:
