@@ -186,10 +186,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     text, md = tables(result, labels(tuned))
     result["table"] = text
-    common.write_json(out / "accuracy.json", result)
-    common.write_text(out / "accuracy.md", md)
-    print(text)
-    print(f"\nwrote {out / 'accuracy.json'} and {out / 'accuracy.md'}")
+    common.publish(out, "accuracy", result, text, md)
     return result
 
 

@@ -234,10 +234,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": common.machine_info(),
     }
     text, md = tables(result)
-    common.write_json(out / "scaling.json", result)
-    common.write_text(out / "scaling.md", md)
-    print(text)
-    print(f"\nwrote {out / 'scaling.json'} and {out / 'scaling.md'}")
+    common.publish(out, "scaling", result, text, md)
     return result
 
 

@@ -366,10 +366,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["latency"] = bench_latency(configs[measured], args, out)
     result["machine"] = common.machine_info()
     text, md = tables(result)
-    common.write_json(out / "speed.json", result)
-    common.write_text(out / "speed.md", md)
-    print(text)
-    print(f"\nwrote {out / 'speed.json'} and {out / 'speed.md'}")
+    common.publish(out, "speed", result, text, md)
     return result
 
 

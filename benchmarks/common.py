@@ -179,6 +179,14 @@ def write_text(path: Path, text: str) -> Path:
     return path
 
 
+def publish(out: Path, name: str, result: dict[str, Any], text: str, md: str) -> None:
+    """Write ``<out>/<name>.json`` and ``<out>/<name>.md``, print the table and where they went."""
+    write_json(out / f"{name}.json", result)
+    write_text(out / f"{name}.md", md)
+    print(text)
+    print(f"\nwrote {out / f'{name}.json'} and {out / f'{name}.md'}")
+
+
 def sync(device: torch.device) -> None:
     """Wait for queued GPU work, so a timer around it measures it (no-op on the CPU)."""
     if device.type == "cuda":

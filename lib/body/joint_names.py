@@ -20,14 +20,15 @@ SMPL_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17
 SMPL_FLIP_PAIRS = ((1, 2), (4, 5), (7, 8), (10, 11), (13, 14), (16, 17), (18, 19), (20, 21), (22, 23))
 
 
-def _perm_from_pairs(n: int, pairs: tuple[tuple[int, int], ...]) -> tuple[int, ...]:
+def perm_from_pairs(n: int, pairs: tuple[tuple[int, int], ...]) -> tuple[int, ...]:
+    """The permutation of ``range(n)`` that swaps each pair (a flip's joint reordering)."""
     perm = list(range(n))
     for a, b in pairs:
         perm[a], perm[b] = b, a
     return tuple(perm)
 
 
-SMPL_FLIP_PERM = _perm_from_pairs(SMPL_NUM_JOINTS, SMPL_FLIP_PAIRS)
+SMPL_FLIP_PERM = perm_from_pairs(SMPL_NUM_JOINTS, SMPL_FLIP_PAIRS)
 
 H36M_NUM_JOINTS = 17
 H36M_JOINT_NAMES = (
@@ -38,7 +39,7 @@ H36M_JOINT_NAMES = (
 H36M_PARENTS = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15)
 H36M_LEFT = (4, 5, 6, 11, 12, 13)
 H36M_RIGHT = (1, 2, 3, 14, 15, 16)
-H36M_FLIP_PERM = _perm_from_pairs(H36M_NUM_JOINTS, tuple(zip(H36M_LEFT, H36M_RIGHT)))
+H36M_FLIP_PERM = perm_from_pairs(H36M_NUM_JOINTS, tuple(zip(H36M_LEFT, H36M_RIGHT)))
 H36M_ROOT = 0  # pelvis: joint 0 of J_regressor_h36m_correct
 # The 14 joints of the standard mesh protocol (SPIN / MotionBERT / HybrIK): drop pelvis, spine, nose.
 H36M_EVAL_14 = (1, 2, 3, 4, 5, 6, 8, 10, 11, 12, 13, 14, 15, 16)

@@ -7,7 +7,7 @@ They give the head, hands and feet a bone to swing, so HybrIK estimates all 24 r
 
 from __future__ import annotations
 
-from lib.body.joint_names import SMPL_FLIP_PAIRS, SMPL_NUM_JOINTS, SMPL_PARENTS
+from lib.body.joint_names import SMPL_FLIP_PAIRS, SMPL_NUM_JOINTS, SMPL_PARENTS, perm_from_pairs
 
 HYBRIK_NUM_JOINTS = 29
 NUM_TWIST = SMPL_NUM_JOINTS - 1  # one twist angle per non-root SMPL joint (joint j -> row j - 1)
@@ -20,16 +20,9 @@ HYBRIK_FLIP_PAIRS = SMPL_FLIP_PAIRS + LEAF_FLIP_PAIRS
 PELVIS_CHILDREN = (3, 1, 2)
 
 
-def _perm(n: int, pairs: tuple[tuple[int, int], ...]) -> tuple[int, ...]:
-    perm = list(range(n))
-    for a, b in pairs:
-        perm[a], perm[b] = b, a
-    return tuple(perm)
-
-
-HYBRIK_FLIP_PERM = _perm(HYBRIK_NUM_JOINTS, HYBRIK_FLIP_PAIRS)
+HYBRIK_FLIP_PERM = perm_from_pairs(HYBRIK_NUM_JOINTS, HYBRIK_FLIP_PAIRS)
 # Twist rows are joints 1..23, so a flip swaps the rows of the SMPL pairs shifted by one.
-TWIST_FLIP_PERM = _perm(NUM_TWIST, tuple((a - 1, b - 1) for a, b in SMPL_FLIP_PAIRS))
+TWIST_FLIP_PERM = perm_from_pairs(NUM_TWIST, tuple((a - 1, b - 1) for a, b in SMPL_FLIP_PAIRS))
 
 
 def _ik_children() -> tuple[int, ...]:
