@@ -48,6 +48,31 @@ def ensure_data(data_root: Path, seed: int) -> None:
     print(f"generated {data_root} in {time.perf_counter() - t0:.1f}s")
 
 
+def retire_stale_run(ckpt: Path, config: Path) -> Path | None:
+    """Move a previous demo run aside when it was trained with a different demo config.
+
+    Training auto-resumes from ``latest_epoch.bin``, so a finished run of an older ``demo.yaml`` would
+    be reported as this one's (or refused, if its model differs). Nothing is deleted: the old folder
+    is renamed ``<ckpt>.previous-<time>`` and the new path is returned (None when nothing moved).
+    """
+    from lib.config.task import load_task_config
+    from lib.train.checkpoint import LATEST, read_checkpoint
+
+    latest = ckpt / LATEST
+    if not latest.is_file():
+        return None
+    saved = read_checkpoint(latest).get("task_config")
+    current = load_task_config(config).to_dict()
+    if saved == current:
+        return None
+    changed = sorted(k for k in set(saved or {}) | set(current) if (saved or {}).get(k) != current.get(k))
+    moved = ckpt.with_name(f"{ckpt.name}.previous-{time.strftime('%Y%m%d-%H%M%S')}")
+    ckpt.rename(moved)
+    print(f"{ckpt} was trained with another demo config ({', '.join(changed) or 'no config stored'}): "
+          f"moved to {moved}")
+    return moved
+
+
 def run(out: Path, seed: int, epochs: int | None) -> int:
     from lib.train.cli import main as train_main
 
@@ -67,6 +92,7 @@ def run(out: Path, seed: int, epochs: int | None) -> int:
 
     ckpt = out / "checkpoint"
     step(f"2/5 training {config.name} ({raw['epochs']} epochs) -> {ckpt}")
+    retire_stale_run(ckpt, config)
     t0 = time.perf_counter()
     code = train_main(["--config", str(config), "--checkpoint", str(ckpt), *MODEL_FLAGS, "--seed", str(seed)])
     if code:

@@ -71,10 +71,13 @@ class TaskConfig:
     num_joints: int = 17
     dropout: float = 0.1               # refine-head dropout
     refine_shape: bool = False         # add a clip-level beta residual
+    clip_shape: bool = True            # one shape per clip: the clip's mean of HybrIK's betas (false: per frame)
+    smooth_kernel: int = 0             # 0: original head; odd K >= 3: learnable K-tap filter of HybrIK's pose
     # --- loss weights (named like the loss terms) ---------------------------------------------
     lambda_3d: float = 0.5
     lambda_scale: float = 0.0
     lambda_3dv: float = 10.0
+    lambda_3da: float = 0.0            # acceleration of the 3D joints (ours; 0 = the original recipe)
     lambda_lv: float = 0.0
     lambda_lg: float = 0.0
     lambda_a: float = 0.0
@@ -186,6 +189,9 @@ def _check_values(cfg: TaskConfig) -> None:
     if cfg.clip_len > cfg.maxlen:
         raise ConfigError(f"{src}: key 'clip_len' = {cfg.clip_len} exceeds 'maxlen' = {cfg.maxlen}; "
                           "raise maxlen or shorten the clips")
+    if cfg.smooth_kernel != 0 and (cfg.smooth_kernel < 3 or cfg.smooth_kernel % 2 == 0):
+        raise ConfigError(f"{src}: key 'smooth_kernel' = {cfg.smooth_kernel}; expected 0 (off) or an odd "
+                          "integer >= 3 (frames of the learnable filter of HybrIK's pose)")
     if cfg.dim_rep % cfg.num_heads:
         raise ConfigError(f"{src}: key 'dim_rep' = {cfg.dim_rep} is not divisible by 'num_heads' = {cfg.num_heads}")
     if not 0.0 <= cfg.dropout < 1.0:

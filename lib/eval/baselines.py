@@ -25,7 +25,7 @@ so ``beta`` is in s/rad (Hz per rad/s) and each joint gets its own cut-off.
 
 **Betas.** One person keeps one shape, so the baselines use the per-sequence mean of HybrIK's
 betas on every frame (``betas="mean"``, an offline estimate), or HybrIK's betas unchanged
-(``betas="input"``, what the refiner does without ``refine_shape``).
+(``betas="input"``, what the refiner does with ``clip_shape: false``, the original's pass-through).
 
 **Scoring** (``score_split``) follows ``lib.eval.evaluate.evaluate_split`` step by step with its
 public pieces: every frame of every sequence once, SMPL in chunks of ``SMPL_CHUNK`` frames through

@@ -36,7 +36,10 @@ BEST = "best_epoch.bin"
 # Task-config keys that change the meaning or shape of the weights (CONTRACT.md). Training keys
 # (learning rates, epochs, batch sizes, data files) may differ between runs of one checkpoint.
 WEIGHT_KEYS = ("dim_rep", "depth", "num_heads", "mlp_ratio", "hidden_dim", "maxlen", "num_joints",
-               "no_conf", "refine_shape")
+               "no_conf", "refine_shape", "smooth_kernel")
+# Weight keys added after the first checkpoints were written: a signature without one was written
+# with its default. (``clip_shape`` is not a weight key: it picks the betas the head starts from.)
+ADDED_WEIGHT_KEYS = {"smooth_kernel": 0}
 # Prefixes added by wrappers (DDP / DataParallel, torch.compile), stripped by one helper.
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
@@ -82,6 +85,7 @@ def model_signature(task_cfg: Any, hyper_cfg: Any, options: Any) -> dict[str, An
 
 def signature_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """Human-readable ``key: checkpoint X, now Y`` entries for every differing setting."""
+    saved = {**ADDED_WEIGHT_KEYS, **saved}
     keys = sorted(set(saved) | set(current))
     return [f"{k}: checkpoint {saved.get(k, '<absent>')!r}, now {current.get(k, '<absent>')!r}"
             for k in keys if saved.get(k) != current.get(k)]

@@ -81,6 +81,8 @@ def test_unknown_key_lists_valid_keys(tmp_path: Path) -> None:
         (dict(dataset="mpii"), "'dataset'"),
         (dict(clip_len=300), "exceeds 'maxlen'"),
         (dict(dim_rep=100, num_heads=8), "not divisible"),
+        (dict(smooth_kernel=4), "expected 0 (off) or an odd"),
+        (dict(smooth_kernel=1), "expected 0 (off) or an odd"),
         (dict(num_joints=24), "'num_joints'"),
         (dict(lambda_pose=-1), "'lambda_pose'"),
         (dict(dt_file_pw3d=None), "'dt_file_pw3d'"),

@@ -62,12 +62,14 @@ def test_untrained_model_returns_hybrik_mesh(model_v2, smpl_root: Path) -> None:
     rot_ref = Rotation.from_rotvec(theta.double().numpy().reshape(-1, 3)).as_matrix().reshape(n, t, 24, 3, 3)
     assert np.abs(out["rot_mat"].double().numpy() - rot_ref).max() < 1e-6
     np.testing.assert_allclose(out["pose_aa"].numpy(), theta.numpy(), atol=2e-5)
-    assert torch.equal(out["shape"], shape)
+    # betas: one shape per clip (clip_shape, the default), the mean of HybrIK's over the clip's frames
+    clip_mean = np.repeat(shape.double().numpy().mean(axis=1, keepdims=True), t, axis=1)
+    np.testing.assert_allclose(out["shape"].numpy(), clip_mean, atol=1e-6)
     # mesh: smplx (the reference implementation) on HybrIK's input, mm, centred on the H36M pelvis
     smpl = smplx_reference(smpl_root)
     aa = theta.reshape(-1, 72)
     with torch.no_grad():
-        ref = smpl(betas=shape.reshape(-1, 10), global_orient=aa[:, :3], body_pose=aa[:, 3:],
+        ref = smpl(betas=torch.from_numpy(clip_mean).float().reshape(-1, 10), global_orient=aa[:, :3], body_pose=aa[:, 3:],
                    transl=torch.zeros(n * t, 3))
     verts_mm = ref.vertices.double().numpy().reshape(n, t, 6890, 3) * 1000.0
     regressor = np.load(smpl_root / H36M_REGRESSOR_FILE).astype(np.float64)  # (17, 6890)
@@ -76,6 +78,14 @@ def test_untrained_model_returns_hybrik_mesh(model_v2, smpl_root: Path) -> None:
     np.testing.assert_allclose(out["vertices"].numpy(), verts_mm - pelvis, atol=5e-3)
     np.testing.assert_allclose(out["keypoint_3d"].numpy(), joints_mm - pelvis, atol=5e-3)
     assert np.abs(out["keypoint_3d"][:, :, 0].numpy()).max() < 1e-4  # pelvis at the origin
+
+
+def test_clip_shape_false_passes_hybrik_betas_per_frame(task_cfg: TaskConfig, label1) -> None:
+    torch.manual_seed(0)
+    model = build_model(task_cfg.replace(clip_shape=False), label1, ModelOptions()).eval()
+    pose2d, theta, shape = _inputs(2, 8)
+    with torch.no_grad():
+        assert torch.equal(model(pose2d, theta, shape)["shape"], shape)
 
 
 @pytest.mark.parametrize("frames", [1, 8, 16, 27])

@@ -22,13 +22,18 @@ def _inputs(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 def test_untrained_head_returns_hybrik_exactly() -> None:
     feat, init_rot, init_shape = _inputs(0)
-    head = RefineHead(J, C, HIDDEN, dropout=0.1)
-    for mode in (head.train, head.eval):
-        mode()
-        rot, shape = head(feat, init_rot, init_shape)
-        assert rot.shape == (N, T, 24, 3, 3)
-        assert (rot - init_rot).abs().max().item() < 1e-6
-        assert torch.equal(shape, init_shape)
+    clip_mean = init_shape.double().mean(dim=1, keepdim=True).expand_as(init_shape)
+    for clip_shape in (True, False):
+        head = RefineHead(J, C, HIDDEN, dropout=0.1, clip_shape=clip_shape)
+        for mode in (head.train, head.eval):
+            mode()
+            rot, shape = head(feat, init_rot, init_shape)
+            assert rot.shape == (N, T, 24, 3, 3)
+            assert (rot - init_rot).abs().max().item() < 1e-6
+            if clip_shape:  # one shape per clip: the mean of HybrIK's betas over its frames
+                assert (shape.double() - clip_mean).abs().max().item() < 1e-6
+            else:  # the original's pass-through
+                assert torch.equal(shape, init_shape)
 
 
 def _gram_schmidt_columns(d6: np.ndarray) -> np.ndarray:
@@ -71,7 +76,7 @@ def test_temporal_reach_is_nine_frames() -> None:
 
 def test_shape_residual_is_clip_level() -> None:
     feat, init_rot, init_shape = _inputs(3)
-    head = RefineHead(J, C, HIDDEN, dropout=0.0, refine_shape=True).eval()
+    head = RefineHead(J, C, HIDDEN, dropout=0.0, refine_shape=True, clip_shape=False).eval()
     _, shape = head(feat, init_rot, init_shape)
     assert torch.equal(shape, init_shape)  # zero-initialised: pass-through
     with torch.no_grad():
@@ -87,3 +92,50 @@ def test_parameter_count_of_default_sizes_matches_reference() -> None:
     """Reference section 3.6: 4,451,600 including 5,248 unused smplx parameters."""
     head = RefineHead(17, 128, 1024, 0.1)
     assert sum(p.numel() for p in head.parameters()) == 4_451_600 - 5_248
+
+
+def _smooth_reference(signal: np.ndarray, kernel: int) -> np.ndarray:
+    """(T, C) -> (T, C): edge-padded Gaussian (sigma kernel / 4) filter written with np.convolve."""
+    x = np.arange(kernel) - kernel // 2
+    taps = np.exp(-0.5 * (x / (kernel / 4.0)) ** 2)
+    taps /= taps.sum()
+    padded = np.pad(signal, ((kernel // 2, kernel // 2), (0, 0)), mode="edge")
+    return np.stack([np.convolve(padded[:, c], taps[::-1], mode="valid") for c in range(signal.shape[1])], axis=1)
+
+
+def test_untrained_head_with_smoother_returns_filtered_hybrik() -> None:
+    feat, init_rot, init_shape = _inputs(3)
+    kernel = 7
+    head = RefineHead(J, C, HIDDEN, dropout=0.0, smooth_kernel=kernel).eval()
+    rot, shape = head(feat, init_rot, init_shape)
+    r = init_rot[0].double().numpy()  # (T, 24, 3, 3)
+    d6 = np.concatenate([r[..., :, 0], r[..., :, 1]], axis=-1).reshape(T, 144)  # columns, as the head
+    smoothed = _smooth_reference(d6, kernel).reshape(T, 24, 6)
+    expected = np.stack([[_gram_schmidt_columns(smoothed[t, j]) for j in range(24)] for t in range(T)])
+    np.testing.assert_allclose(rot[0].detach().numpy(), expected, atol=1e-5)
+    np.testing.assert_allclose(shape[0].numpy(), np.repeat(init_shape[0].numpy().mean(0, keepdims=True), T, 0),
+                               atol=1e-6)
+    assert (rot - init_rot).abs().max().item() > 0.1  # it did smooth the random rotations
+
+
+def test_smoother_keeps_a_static_pose_and_a_single_frame() -> None:
+    feat, init_rot, init_shape = _inputs(4)
+    head = RefineHead(J, C, HIDDEN, dropout=0.0, smooth_kernel=9).eval()
+    static = init_rot[:, :1].expand(N, T, 24, 3, 3)
+    rot, _ = head(feat, static, init_shape)
+    assert (rot - static).abs().max().item() < 1e-5  # replicate padding + taps summing to 1
+    rot1, _ = head(feat[:, :1], init_rot[:, :1], init_shape[:, :1])  # COCO images: T = 1
+    assert (rot1 - init_rot[:, :1]).abs().max().item() < 1e-5
+
+
+def test_smoother_taps_are_learnable_and_rejects_even_kernels() -> None:
+    import pytest
+
+    from lib.model.head import PriorSmoother
+
+    head = RefineHead(J, C, HIDDEN, dropout=0.0, smooth_kernel=5)
+    assert head.smoother.weight.shape == (144, 1, 5)
+    assert head.smoother.weight.requires_grad
+    np.testing.assert_allclose(head.smoother.weight.sum(-1).detach().numpy(), 1.0, atol=1e-6)
+    with pytest.raises(ValueError, match="odd and >= 3"):
+        PriorSmoother(144, 4)

@@ -122,3 +122,14 @@ def test_backbone_loading_refuses_unrelated_weights(tmp_path: Path) -> None:
     torch.save({"model_pos": {"module.joints_embed.weight": torch.ones(512, 3)}}, tmp_path / "mb.bin")
     with pytest.raises(CheckpointError, match="no tensor matches the backbone"):
         ck.load_backbone_weights(Tiny(), tmp_path / "mb.bin")
+
+
+def test_signature_without_a_later_weight_key_means_its_default() -> None:
+    from lib.train.checkpoint import model_signature, signature_differences
+
+    options = {"version": 1}
+    current = model_signature(TaskConfig(dt_file_pw3d="x.pkl"), None, options)
+    older = {k: v for k, v in current.items() if k != "smooth_kernel"}  # written before the key existed
+    assert signature_differences(older, current) == []
+    smoothed = model_signature(TaskConfig(dt_file_pw3d="x.pkl", smooth_kernel=5), None, options)
+    assert signature_differences(older, smoothed) == ["smooth_kernel: checkpoint 0, now 5"]

@@ -76,6 +76,10 @@ def test_joint_terms_match_numpy(rng):
         np.linalg.norm(scale[..., None, None] * pc - gc, axis=-1).mean())
     assert losses.loss_3d_velocity(pred["keypoint_3d"], gt["keypoint_3d"]).item() == pytest.approx(
         np.linalg.norm(np.diff(pc, axis=1) - np.diff(gc, axis=1), axis=-1).mean())
+    accel_p = pc[:, 2:] - 2 * pc[:, 1:-1] + pc[:, :-2]  # written out, not np.diff(n=2)
+    accel_g = gc[:, 2:] - 2 * gc[:, 1:-1] + gc[:, :-2]
+    assert losses.loss_3d_accel(pred["keypoint_3d"], gt["keypoint_3d"]).item() == pytest.approx(
+        np.linalg.norm(accel_p - accel_g, axis=-1).mean())
     len_p = np.linalg.norm(_limb_vectors(p), axis=-1)
     len_g = np.linalg.norm(_limb_vectors(g), axis=-1)
     assert losses.loss_lv(pred["keypoint_3d"]).item() == pytest.approx(np.var(len_p, axis=1, ddof=1).mean())
@@ -120,7 +124,7 @@ def test_all_terms_zero_when_pred_equals_gt(rng):
 
 def test_temporal_terms_zero_for_single_frame(rng):
     pred, gt = _batch(rng, t=1), _batch(rng, t=1)
-    for fn in (losses.loss_3d_velocity, losses.loss_av):
+    for fn in (losses.loss_3d_velocity, losses.loss_av, losses.loss_3d_accel):
         assert fn(pred["keypoint_3d"], gt["keypoint_3d"]).item() == 0.0
     assert losses.loss_lv(pred["keypoint_3d"]).item() == 0.0
     assert losses.loss_3d_pos(pred["keypoint_3d"], gt["keypoint_3d"]).item() > 0.0
@@ -168,3 +172,16 @@ def test_bad_weights_and_loss_type_are_config_errors(rng):
         compute_losses(pred, pred, good, "L2")
     with pytest.raises(KeyError, match="rot_mat"):
         compute_losses({k: v for k, v in pred.items() if k != "rot_mat"}, pred, good, "L1")
+
+
+def test_accel_term_ignores_constant_velocity_and_punishes_jitter(rng):
+    gt = _batch(rng, t=6)["keypoint_3d"]
+    t = torch.arange(6, dtype=torch.float64)[None, :, None, None]
+    offset = torch.zeros(1, 1, 17, 3, dtype=torch.float64)
+    offset[..., 1:, 0] = 1.0  # every joint but the root (the terms are root-relative)
+    drift = gt + 7.0 * t * offset  # constant velocity: 7 mm/frame
+    assert losses.loss_3d_accel(drift, gt).item() == pytest.approx(0.0, abs=1e-9)
+    assert losses.loss_3d_velocity(drift, gt).item() == pytest.approx(7.0 * 16 / 17)
+    jitter = gt + 3.0 * (-1.0) ** t * offset  # +-3 mm every other frame: second difference 4 x 3 mm
+    assert losses.loss_3d_accel(jitter, gt).item() == pytest.approx(12.0 * 16 / 17)
+    assert losses.loss_3d_velocity(jitter, gt).item() == pytest.approx(6.0 * 16 / 17)
