@@ -21,6 +21,7 @@ Differences from the original ``split_clips`` (reference 10.14), all deliberate:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -284,3 +285,81 @@ def interleave(phase_values: Sequence[np.ndarray], phases: Sequence[np.ndarray])
     if not seen.all():
         raise ValueError("phases do not cover 0 .. length - 1 exactly once")
     return out
+
+
+# ------------------------------------------------------------------------- one sequence, windowed
+
+
+@dataclass(frozen=True)
+class PlannedWindow:
+    """One window of a ``WindowPlan``: positions ``start .. end - 1`` of phase ``phase``."""
+
+    phase: int
+    start: int
+    end: int
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+
+class WindowPlan:
+    """How one sequence is refined window by window and put back together (evaluation and inference).
+
+    1. with ``sample_stride`` s > 1 the sequence is split into its s phases (``phase_split``), each
+       refined at the training frame rate;
+    2. each phase is cut into windows of ``clip_len`` overlapping by ``overlap`` (``eval_windows``: the
+       last aligned to the phase end; a phase shorter than ``clip_len`` is one window of its own length);
+    3. ``windows`` lists them longest first (a stable sort), so equal lengths batch together
+       (``groups``); ``stitch`` blends the per-window outputs per phase (``stitch``, trapezoid weights)
+       and interleaves the phases back: one value per frame, every frame once.
+
+    Args:
+        frames: frames in the sequence, >= 1.
+        clip_len: window length.
+        sample_stride: the training frame-rate stride.
+        overlap: frames shared by consecutive windows, default ``clip_len // 2``.
+    """
+
+    def __init__(self, frames: int, clip_len: int, sample_stride: int = 1, overlap: int | None = None) -> None:
+        _check_positive("frames", frames)
+        self.frames = frames
+        self.overlap = default_overlap(clip_len) if overlap is None else overlap
+        self.phases = phase_split(frames, sample_stride)
+        windows = [PlannedWindow(p, start, end) for p, pos in enumerate(self.phases)
+                   for start, end in eval_windows(len(pos), clip_len, self.overlap)]
+        self.windows: list[PlannedWindow] = sorted(windows, key=lambda w: -w.length)
+
+    def positions(self, window: PlannedWindow) -> np.ndarray:
+        """(T,) int64 frame positions (into the sequence) of ``window``."""
+        return self.phases[window.phase][window.start:window.end]
+
+    def groups(self, max_windows: int) -> list[list[PlannedWindow]]:
+        """Consecutive runs of ``windows`` of equal length, at most ``max_windows`` each."""
+        _check_positive("max_windows", max_windows)
+        groups: list[list[PlannedWindow]] = []
+        for window in self.windows:
+            if groups and groups[-1][0].length == window.length and len(groups[-1]) < max_windows:
+                groups[-1].append(window)
+            else:
+                groups.append([window])
+        return groups
+
+    def stitch(self, per_window: Sequence[np.ndarray], what: str = "sequence") -> np.ndarray:
+        """One (T_w, ...) value per window, in ``windows`` order -> (frames, ...) per-frame values.
+
+        For rotation matrices project the result with ``lib.geometry.rotation.project_to_so3``.
+        ``what`` names the sequence in error messages.
+        """
+        if len(per_window) != len(self.windows):
+            raise ValueError(f"{what}: {len(per_window)} window outputs for {len(self.windows)} windows; "
+                             "pass one per window, in order")
+        values: list[list[np.ndarray]] = [[] for _ in self.phases]
+        spans: list[list[Span]] = [[] for _ in self.phases]
+        for window, value in zip(self.windows, per_window):
+            if len(value) != window.length:
+                raise ValueError(f"{what}: window of {window.length} frames got an output of {len(value)} frames")
+            values[window.phase].append(value)
+            spans[window.phase].append((window.start, window.end))
+        return interleave([stitch(v, sp, len(pos), self.overlap) for v, sp, pos in zip(values, spans, self.phases)],
+                          self.phases)

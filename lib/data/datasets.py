@@ -37,12 +37,8 @@ from lib.config.task import TaskConfig
 from lib.data import keypoints2d, schema
 from lib.data.clips import (
     Span,
-    default_overlap,
-    eval_windows,
-    interleave,
-    phase_split,
+    WindowPlan,
     sequence_spans,
-    stitch,
     subsample_indices,
     subsampled_spans,
     train_clips,
@@ -255,39 +251,18 @@ class TrainClipDataset(Dataset):
 # ------------------------------------------------------------------------------------ evaluation
 
 
-@dataclass(frozen=True)
-class EvalWindow:
-    """One evaluation window: T consecutive frames of one phase of one sequence.
-
-    Attributes:
-        phase: index into the sequence's phases.
-        start, end: positions inside that phase (``eval_windows``).
-        rows: (T,) split rows of the window's frames.
-    """
-
-    phase: int
-    start: int
-    end: int
-    rows: np.ndarray
-
-    @property
-    def length(self) -> int:
-        return self.end - self.start
-
-
 class EvalSequence:
-    """One test sequence, its phases under ``sample_stride`` and its evaluation windows.
+    """One test sequence of a split, refined window by window as ``clips.WindowPlan`` lays out.
 
     With ``sample_stride`` s > 1 the sequence is split into its s phases (frames p, p + s, ...),
     each phase is cut into windows of ``clip_len`` overlapping by ``overlap`` (the last aligned to
-    the phase end; a phase shorter than ``clip_len`` is one window of its own length). ``windows``
-    lists them grouped by equal length (full windows first), so consecutive runs batch together.
+    the phase end; a phase shorter than ``clip_len`` is one window of its own length); ``batches``
+    yields windows of equal length together and ``stitch`` puts their outputs back per frame.
 
     Attributes:
         name: the ``source`` id.
         rows: (F_seq,) split rows of the sequence, in frame order (full frame rate).
-        phases: positions (into ``rows``) of each phase.
-        windows: the evaluation windows, in the order ``batches`` yields and ``stitch`` consumes them.
+        plan: the ``WindowPlan`` (phases, windows in the order ``batches`` yields and ``stitch`` consumes).
     """
 
     def __init__(self, split: MeshSplit, name: str, rows: np.ndarray, sample_stride: int,
@@ -295,24 +270,17 @@ class EvalSequence:
         self.split = split
         self.name = name
         self.rows = rows
-        self.sample_stride = sample_stride
-        self.clip_len = clip_len
-        self.overlap = default_overlap(clip_len) if overlap is None else overlap
-        self.phases = phase_split(len(rows), sample_stride)
-        windows = [EvalWindow(p, start, end, rows[pos[start:end]])
-                   for p, pos in enumerate(self.phases)
-                   for start, end in eval_windows(len(pos), clip_len, self.overlap)]
-        self.windows: list[EvalWindow] = sorted(windows, key=lambda w: -w.length)  # stable sort
+        self.plan = WindowPlan(len(rows), clip_len, sample_stride, overlap)
 
     def __repr__(self) -> str:
-        return f"EvalSequence({self.name!r}: {len(self.rows)} frames, {len(self.windows)} windows)"
+        return f"EvalSequence({self.name!r}: {len(self.rows)} frames, {len(self.plan.windows)} windows)"
 
     @property
     def frames(self) -> int:
         return len(self.rows)
 
     def batches(self, max_windows_per_batch: int = DEFAULT_MAX_WINDOWS_PER_BATCH) -> Iterator[dict[str, Tensor]]:
-        """Batches of windows of equal length T, in ``windows`` order.
+        """Batches of windows of equal length T, in ``plan.windows`` order.
 
         Yields:
             dicts with ``pose2d`` (B, T, 17, C), ``gt_pose`` / ``hybrik_pose`` (B, T, 72),
@@ -320,18 +288,9 @@ class EvalSequence:
         """
         if max_windows_per_batch < 1:
             raise ValueError(f"max_windows_per_batch must be >= 1, got {max_windows_per_batch}")
-        for group in self._groups(max_windows_per_batch):
-            rows = np.stack([w.rows for w in group])  # (B, T)
+        for group in self.plan.groups(max_windows_per_batch):
+            rows = np.stack([self.rows[self.plan.positions(w)] for w in group])  # (B, T)
             yield _to_tensors(self.split.take(rows))
-
-    def _groups(self, max_windows: int) -> list[list[EvalWindow]]:
-        groups: list[list[EvalWindow]] = []
-        for window in self.windows:
-            if groups and groups[-1][0].length == window.length and len(groups[-1]) < max_windows:
-                groups[-1].append(window)
-            else:
-                groups.append([window])
-        return groups
 
     def frame_arrays(self) -> dict[str, Tensor]:
         """The sequence's inputs and labels at the full frame rate, one entry per frame.
@@ -356,19 +315,7 @@ class EvalSequence:
         for out in outputs:
             array = out.detach().cpu().numpy() if isinstance(out, Tensor) else np.asarray(out)
             per_window.extend(array)  # B windows of (T, ...)
-        if len(per_window) != len(self.windows):
-            raise ValueError(f"sequence {self.name!r}: {len(per_window)} window outputs for "
-                             f"{len(self.windows)} windows; pass every batch of batches(), in order")
-        by_phase: list[tuple[list[np.ndarray], list[Span]]] = [([], []) for _ in self.phases]
-        for window, value in zip(self.windows, per_window):
-            if value.shape[0] != window.length:
-                raise ValueError(f"sequence {self.name!r}: window of {window.length} frames got an output "
-                                 f"of {value.shape[0]} frames")
-            by_phase[window.phase][0].append(value)
-            by_phase[window.phase][1].append((window.start, window.end))
-        stitched = [stitch(values, spans, len(pos), self.overlap)
-                    for (values, spans), pos in zip(by_phase, self.phases)]
-        return interleave(stitched, self.phases)
+        return self.plan.stitch(per_window, what=f"sequence {self.name!r} (pass every batch of batches())")
 
 
 class EvalSequences:

@@ -22,8 +22,6 @@ import contextlib
 import copy
 import json
 import logging
-import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -34,6 +32,7 @@ import numpy as np
 import torch
 
 from lib.deploy import onnx_runner as meta
+from lib.deploy.onnx_file import opset_of, write_onnx
 from lib.deploy.onnx_runner import cpu_session
 from lib.model.refiner import EXPORT_INPUT_NAMES, EXPORT_OUTPUT_NAMES, MeshRefiner, MeshRefinerForExport
 
@@ -180,38 +179,29 @@ def export_onnx(model: MeshRefiner, path: str | Path, metadata: Mapping[str, str
     Returns:
         ``ExportInfo`` (time, size, opset, input / output names and shapes).
     """
-    import onnx
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     wrapper = MeshRefinerForExport(model.eval()).eval()
     example = realistic_inputs(TRACE_BATCH, clip_len, model.in_channels, seed=0)
     args = tuple(torch.from_numpy(example[k]) for k in EXPORT_INPUT_NAMES)
     batch = torch.export.Dim("N", min=1)
     frames = torch.export.Dim("T", min=1, max=model.maxlen)
     dynamic = {name: {0: batch, 1: frames} for name in ("pose2d", "hybrik_theta", "hybrik_shape")}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    start = time.perf_counter()
-    try:
-        kwargs: dict[str, Any] = {} if opset is None else {"opset_version": opset}
+    kwargs: dict[str, Any] = {} if opset is None else {"opset_version": opset}
+
+    def export(tmp: str) -> None:
         with torch.no_grad(), _quiet_exporter():
             torch.onnx.export(wrapper, args, tmp, dynamo=True, external_data=False,
                               input_names=list(EXPORT_INPUT_NAMES), output_names=list(EXPORT_OUTPUT_NAMES),
                               dynamic_shapes=dynamic, verbose=False, **kwargs)
-        proto = onnx.load(tmp)
+
+    def add_metadata(proto: Any) -> None:
         kept = [(p.key, p.value) for p in proto.metadata_props if p.key not in metadata]  # the exporter's own
         del proto.metadata_props[:]
         for key, value in [*kept, *metadata.items()]:
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, str(value)
-        onnx.save(proto, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    seconds = time.perf_counter() - start
-    opset_version = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), -1)
+
+    proto, seconds = write_onnx(path, export, add_metadata)
+    opset_version = opset_of(proto)
     info = ExportInfo(path=path, seconds=seconds, size_bytes=path.stat().st_size, opset=opset_version,
                       inputs=_io_shapes(proto.graph.input), outputs=_io_shapes(proto.graph.output))
     log.info("exported %s in %.1fs (%.1f MB, opset %d)", path, seconds, info.size_bytes / 1e6, opset_version)

@@ -1,6 +1,6 @@
 """Windowed, stitched refinement of one whole sequence held in plain arrays.
 
-The same plan as the evaluation (``lib.eval.evaluate`` / ``lib.data.datasets.EvalSequence``), on
+The same plan as the evaluation (``lib.data.clips.WindowPlan``, also behind ``EvalSequence``), on
 arrays instead of dataset splits, so that ``infer_mesh.py`` refines a new video exactly as the test
 sets are refined:
 
@@ -25,7 +25,6 @@ always an SMPL mesh and both refiner back-ends give the same result.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -33,7 +32,7 @@ import torch
 from torch import nn
 
 from lib.body.joint_names import SMPL_NUM_BETAS, SMPL_NUM_JOINTS
-from lib.data.clips import default_overlap, eval_windows, interleave, phase_split, stitch
+from lib.data.clips import WindowPlan
 from lib.geometry.rotation import (flip_h36m_keypoints, flip_smpl_axis_angle,
                                    flip_smpl_rotmat, project_to_so3)
 
@@ -41,19 +40,6 @@ from lib.geometry.rotation import (flip_h36m_keypoints, flip_smpl_axis_angle,
 #   -> (rot_mat (B, T, 24, 3, 3), shape (B, T, 10)) as numpy arrays.
 WindowFn = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 DEFAULT_MAX_WINDOWS_PER_BATCH = 32
-
-
-@dataclass(frozen=True)
-class Window:
-    """Frames ``start .. end - 1`` of phase ``phase`` (positions inside that phase)."""
-
-    phase: int
-    start: int
-    end: int
-
-    @property
-    def length(self) -> int:
-        return self.end - self.start
 
 
 def torch_window_fn(model: nn.Module, device: torch.device | str = "cpu") -> WindowFn:
@@ -92,23 +78,6 @@ def with_flip(fn: WindowFn) -> WindowFn:
     return run
 
 
-def plan_windows(frames: int, clip_len: int, sample_stride: int = 1,
-                 overlap: int | None = None) -> tuple[list[np.ndarray], list[Window]]:
-    """Phases and windows of a sequence of ``frames`` frames (see the module docstring).
-
-    Returns:
-        phases: up to s (F_p,) int64 frame positions; together every frame once.
-        windows: every window of every phase, longest first (stable), so equal lengths batch together.
-    """
-    if frames < 1:
-        raise ValueError(f"a sequence needs at least one frame, got {frames}")
-    overlap = default_overlap(clip_len) if overlap is None else overlap
-    phases = phase_split(frames, sample_stride)
-    windows = [Window(p, start, end) for p, pos in enumerate(phases)
-               for start, end in eval_windows(len(pos), clip_len, overlap)]
-    return phases, sorted(windows, key=lambda w: -w.length)
-
-
 def refine_sequence(window_fn: WindowFn, pose2d: np.ndarray, theta: np.ndarray, betas: np.ndarray, *,
                     clip_len: int, sample_stride: int = 1, overlap: int | None = None,
                     max_windows_per_batch: int = DEFAULT_MAX_WINDOWS_PER_BATCH) -> tuple[np.ndarray, np.ndarray]:
@@ -130,30 +99,15 @@ def refine_sequence(window_fn: WindowFn, pose2d: np.ndarray, theta: np.ndarray, 
     frames = len(theta)
     if len(pose2d) != frames or len(betas) != frames:
         raise ValueError(f"pose2d, theta and betas have {len(pose2d)}, {frames} and {len(betas)} frames")
-    overlap = default_overlap(clip_len) if overlap is None else overlap
-    phases, windows = plan_windows(frames, clip_len, sample_stride, overlap)
+    plan = WindowPlan(frames, clip_len, sample_stride, overlap)
     inputs = [np.asarray(a, dtype=np.float32) for a in (pose2d, theta, betas)]
     rots: list[np.ndarray] = []
     shapes: list[np.ndarray] = []
-    i = 0
-    while i < len(windows):
-        group = [windows[i]]
-        while (i + len(group) < len(windows) and len(group) < max_windows_per_batch
-               and windows[i + len(group)].length == group[0].length):
-            group.append(windows[i + len(group)])
-        rows = np.stack([phases[w.phase][w.start:w.end] for w in group])  # (B, T) frame positions
+    for group in plan.groups(max_windows_per_batch):
+        rows = np.stack([plan.positions(w) for w in group])  # (B, T) frame positions
         rot, shape = window_fn(*(a[rows] for a in inputs))
         rots.extend(np.asarray(rot, dtype=np.float64))
         shapes.extend(np.asarray(shape, dtype=np.float64))
-        i += len(group)
-    per_phase_rot = [[] for _ in phases]
-    per_phase_shape = [[] for _ in phases]
-    spans = [[] for _ in phases]
-    for w, rot, shape in zip(windows, rots, shapes):
-        per_phase_rot[w.phase].append(rot)
-        per_phase_shape[w.phase].append(shape)
-        spans[w.phase].append((w.start, w.end))
-    rot = interleave([stitch(v, s, len(pos), overlap) for v, s, pos in zip(per_phase_rot, spans, phases)], phases)
-    shape = interleave([stitch(v, s, len(pos), overlap) for v, s, pos in zip(per_phase_shape, spans, phases)], phases)
+    rot, shape = plan.stitch(rots), plan.stitch(shapes)
     rot = project_to_so3(torch.from_numpy(rot.reshape(frames, SMPL_NUM_JOINTS, 3, 3))).numpy()
     return rot, shape.reshape(frames, SMPL_NUM_BETAS)

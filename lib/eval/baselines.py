@@ -27,10 +27,10 @@ so ``beta`` is in s/rad (Hz per rad/s) and each joint gets its own cut-off.
 betas on every frame (``betas="mean"``, an offline estimate), or HybrIK's betas unchanged
 (``betas="input"``, what the refiner does with ``clip_shape: false``, the original's pass-through).
 
-**Scoring** (``score_split``) follows ``lib.eval.evaluate.evaluate_split`` step by step with its
-public pieces: every frame of every sequence once, SMPL in chunks of ``SMPL_CHUNK`` frames through
-``smpl_joints_vertices_mm``, ``frame_errors_mm`` summed in ``MetricSums``, the per-joint 17-joint
-error, and the acceleration error per sequence on the root-aligned 14 joints. The ground truth of a
+**Scoring** (``score_split``) is ``lib.eval.evaluate.evaluate_split``'s: every frame of every
+sequence once, each sequence scored by the same ``score_sequence`` (SMPL in chunks, per-frame errors
+summed in ``MetricSums``, the per-joint 17-joint error, the acceleration error per sequence on the
+root-aligned 14 joints). The ground truth of a
 sequence is run through SMPL once and shared by every variant, so ``tune_baseline`` scores a whole
 parameter grid in one pass over the training split.
 """
@@ -49,10 +49,10 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from lib.body.joint_names import H36M_EVAL_14, H36M_NUM_JOINTS, SMPL_NUM_BETAS, SMPL_NUM_JOINTS
+from lib.body.joint_names import H36M_NUM_JOINTS, SMPL_NUM_BETAS, SMPL_NUM_JOINTS
 from lib.data.datasets import EvalSequence, EvalSequences, MeshSplit
-from lib.eval.evaluate import SMPL_CHUNK, protocol, smpl_joints_vertices_mm
-from lib.eval.metrics import METRIC_KEYS, MetricSums, accel_error_mm, center_on_root, frame_errors_mm
+from lib.eval.evaluate import protocol, score_sequence
+from lib.eval.metrics import METRIC_KEYS, MetricSums
 from lib.geometry.rotation import axis_angle_to_matrix, project_to_so3
 
 log = logging.getLogger(__name__)
@@ -400,10 +400,8 @@ def score_split(predictors: Mapping[str, Predictor], body: nn.Module, cfg: Any, 
 
     Per sequence (``EvalSequences(split, cfg.sample_stride, cfg.clip_len)``, so a predictor may also
     refine windows, e.g. ``lambda s, _: refine_sequence(model, s, device, flip)``): each predictor
-    returns rotations (F, 24, 3, 3) and betas (F, 10); SMPL runs in chunks of ``SMPL_CHUNK`` frames,
-    the ground truth once for all predictors; per-frame errors (``frame_errors_mm``, root
-    ``cfg.eval_root``) are summed and the acceleration error is taken per sequence on the
-    root-aligned ``H36M_EVAL_14`` joints.
+    returns rotations (F, 24, 3, 3) and betas (F, 10), scored by ``lib.eval.evaluate.score_sequence``
+    (the ground truth through SMPL once for all predictors; root ``cfg.eval_root``).
 
     Args:
         predictors: {variant name: predictor}.
@@ -416,33 +414,16 @@ def score_split(predictors: Mapping[str, Predictor], body: nn.Module, cfg: Any, 
     """
     start = time.perf_counter()
     sequences = EvalSequences(split, cfg.sample_stride, cfg.clip_len)
-    root = cfg.eval_root
-    eval14 = list(H36M_EVAL_14)
     sums = {name: MetricSums() for name in predictors}
     per_joint = {name: np.zeros(H36M_NUM_JOINTS) for name in predictors}
     frames = 0
     for sequence in tqdm(sequences, desc=f"score {split.dataset}/{split.split}", unit="seq", leave=False,
                          disable=not show_progress):
         labels = sequence.frame_arrays()
-        n = sequence.frames
         predicted = {name: _checked(name, predict(sequence, labels), sequence)
                      for name, predict in predictors.items()}  # whole sequences: (F, 24, 3, 3), (F, 10)
-        gt_rot = axis_angle_to_matrix(labels["gt_pose"].reshape(n, SMPL_NUM_JOINTS, 3))
-        gt_joints = np.empty((n, H36M_NUM_JOINTS, 3))
-        joints = {name: np.empty((n, H36M_NUM_JOINTS, 3)) for name in predictors}
-        for lo in range(0, n, SMPL_CHUNK):  # the ground truth once per chunk, shared by every variant
-            hi = min(lo + SMPL_CHUNK, n)
-            gt_j, gt_v = smpl_joints_vertices_mm(body, gt_rot[lo:hi], labels["gt_shape"][lo:hi], device)
-            gt_joints[lo:hi] = gt_j
-            for name, (rot, shape) in predicted.items():
-                pred_j, pred_v = smpl_joints_vertices_mm(body, rot[lo:hi], shape[lo:hi], device)
-                joints[name][lo:hi] = pred_j
-                sums[name].add_all(frame_errors_mm(pred_j, gt_j, pred_v, gt_v, root=root))
-                err = np.linalg.norm(center_on_root(pred_j, root) - center_on_root(gt_j, root), axis=-1)  # (f, 17) mm
-                per_joint[name] += err.sum(axis=0)
-        gt14 = center_on_root(gt_joints, root)[:, eval14]
-        for name in predictors:
-            sums[name].add("accel_err", accel_error_mm(center_on_root(joints[name], root)[:, eval14], gt14))
+        score_sequence(body, labels, predicted, cfg.eval_root, device, sums, per_joint)
+        n = sequence.frames
         frames += n
     if frames != split.frames:  # every sequence yields its frames once; a mismatch is a bug
         raise RuntimeError(f"scored {frames} frames of {split.frames} in {split.path}")

@@ -113,6 +113,40 @@ def smpl_joints_vertices_mm(body: nn.Module, rot_mat: torch.Tensor, betas: torch
     return joints[0].double().cpu().numpy(), vertices[0].double().cpu().numpy()
 
 
+def score_sequence(body: nn.Module, labels: dict[str, torch.Tensor],
+                   variants: dict[str, tuple[torch.Tensor, torch.Tensor]], root: str, device: torch.device,
+                   sums: dict[str, MetricSums], per_joint: dict[str, np.ndarray]) -> None:
+    """Add one sequence's errors of every variant to ``sums`` and ``per_joint`` (in place).
+
+    SMPL runs in chunks of ``SMPL_CHUNK`` frames, the ground truth once per chunk for all variants;
+    per-frame errors (``frame_errors_mm``, root ``root``) and the 17 per-joint errors are summed; the
+    acceleration error is taken over the whole sequence on the root-aligned ``H36M_EVAL_14`` joints.
+
+    Args:
+        labels: the sequence's ``frame_arrays()`` (``gt_pose`` (F, 72), ``gt_shape`` (F, 10)).
+        variants: {name: (rotations (F, 24, 3, 3), betas (F, 10))}.
+        sums, per_joint: {name: MetricSums} and {name: (17,) mm sums}, one entry per variant.
+    """
+    n = len(labels["gt_pose"])
+    gt_rot = axis_angle_to_matrix(labels["gt_pose"].reshape(n, 24, 3))
+    gt_joints = np.empty((n, 17, 3))
+    joints = {name: np.empty((n, 17, 3)) for name in variants}
+    for lo in range(0, n, SMPL_CHUNK):
+        hi = min(lo + SMPL_CHUNK, n)
+        gt_j, gt_v = smpl_joints_vertices_mm(body, gt_rot[lo:hi], labels["gt_shape"][lo:hi], device)
+        gt_joints[lo:hi] = gt_j
+        for name, (rot, shape) in variants.items():
+            pred_j, pred_v = smpl_joints_vertices_mm(body, rot[lo:hi], shape[lo:hi], device)
+            joints[name][lo:hi] = pred_j
+            sums[name].add_all(frame_errors_mm(pred_j, gt_j, pred_v, gt_v, root=root))
+            err = np.linalg.norm(center_on_root(pred_j, root) - center_on_root(gt_j, root), axis=-1)  # (f, 17) mm
+            per_joint[name] += err.sum(axis=0)
+    gt14 = center_on_root(gt_joints, root)[:, list(H36M_EVAL_14)]
+    for name in variants:
+        pred14 = center_on_root(joints[name], root)[:, list(H36M_EVAL_14)]
+        sums[name].add("accel_err", accel_error_mm(pred14, gt14))
+
+
 def protocol(cfg: Any, flip: bool, overlap: int) -> dict[str, Any]:
     return {
         "root": cfg.eval_root,
@@ -168,24 +202,8 @@ def evaluate_split(model: nn.Module, body: nn.Module, cfg: Any, dataset: str, de
             labels = sequence.frame_arrays()
             n = sequence.frames
             input_rot = axis_angle_to_matrix(labels["hybrik_pose"].reshape(n, 24, 3))
-            gt_rot = axis_angle_to_matrix(labels["gt_pose"].reshape(n, 24, 3))
             variants = {"input": (input_rot, labels["hybrik_shape"]), "refined": (refined_rot, refined_shape)}
-            joints = {k: np.empty((n, 17, 3)) for k in ("gt", *variants)}
-            for lo in range(0, n, SMPL_CHUNK):
-                hi = min(lo + SMPL_CHUNK, n)
-                gt_j, gt_v = smpl_joints_vertices_mm(body, gt_rot[lo:hi], labels["gt_shape"][lo:hi], device)
-                joints["gt"][lo:hi] = gt_j
-                for name, (rot, shape) in variants.items():
-                    pred_j, pred_v = smpl_joints_vertices_mm(body, rot[lo:hi], shape[lo:hi], device)
-                    joints[name][lo:hi] = pred_j
-                    sums[name].add_all(frame_errors_mm(pred_j, gt_j, pred_v, gt_v, root=cfg.eval_root))
-                    err = np.linalg.norm(center_on_root(pred_j, cfg.eval_root) - center_on_root(gt_j, cfg.eval_root),
-                                         axis=-1)  # (f, 17) mm
-                    per_joint[name] += err.sum(axis=0)
-            gt14 = center_on_root(joints["gt"], cfg.eval_root)[:, list(H36M_EVAL_14)]
-            for name in variants:
-                pred14 = center_on_root(joints[name], cfg.eval_root)[:, list(H36M_EVAL_14)]
-                sums[name].add("accel_err", accel_error_mm(pred14, gt14))
+            score_sequence(body, labels, variants, cfg.eval_root, device, sums, per_joint)
             frames += n
     finally:
         net.train(was_training)

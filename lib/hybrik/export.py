@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from lib.deploy.hybrik_onnx import DEPTH_FACTOR_M, INPUT_NAMES
+from lib.deploy.onnx_file import opset_of, write_onnx
 from lib.deploy.onnx_runner import cpu_session
 from lib.deploy.preprocess import INPUT_SIZE, hybrik_batch
 from lib.hybrik.ik import MIN_BONE_M
@@ -145,19 +144,14 @@ def export_hybrik_onnx(model: HybrIKCam, path: str | os.PathLike, *, flip_test: 
     Returns:
         ``ExportInfo`` (path, seconds, size, opset).
     """
-    import onnx
-
     if exporter not in EXPORTERS:
         raise ValueError(f"exporter {exporter!r}; allowed: {list(EXPORTERS)}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     wrapper = HybrIKForExport(model.eval(), flip_test).eval()
     example = random_inputs(TRACE_BATCH, input_size)
     args = tuple(torch.from_numpy(example[name]) for name in INPUT_NAMES)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    start = time.perf_counter()
-    try:
+
+    def export(tmp: str) -> None:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter's notice
             if exporter == "dynamo":
@@ -171,15 +165,9 @@ def export_hybrik_onnx(model: HybrIKCam, path: str | os.PathLike, *, flip_test: 
                 torch.onnx.export(wrapper, args, tmp, dynamo=False, input_names=list(INPUT_NAMES),
                                   output_names=list(EXPORT_OUTPUT_NAMES), dynamic_axes=axes,
                                   opset_version=TORCHSCRIPT_OPSET if opset is None else opset)
-        proto = onnx.load(tmp)
-        _declare_shapes(proto)
-        onnx.save(proto, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    seconds = time.perf_counter() - start
-    opset_version = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), -1)
+
+    proto, seconds = write_onnx(path, export, _declare_shapes)
+    opset_version = opset_of(proto)
     info = ExportInfo(path=path, seconds=seconds, size_bytes=path.stat().st_size, opset=opset_version)
     logger.info("exported %s in %.1fs (%.1f MB, opset %d)", path, seconds, info.size_bytes / 1e6, opset_version)
     return info

@@ -121,40 +121,37 @@ class SkeletonAttention(SelfAttention):
         return super().forward(x)
 
 
-class SkeletonBlock(nn.Module):
-    """Pre-norm transformer block over the joints of each frame, with the skeleton-biased attention.
+class PreNormBlock(nn.Module):
+    """Pre-norm transformer block around any attention over the token axis of ``(..., L, C)``.
 
     ``x = x + DropPath(Attn(LN1 x)); x = x + DropPath(MLP(LN2 x))``; no dropout (the original's
     reuse of the drop-path rate as dropout is not copied).
     """
 
+    def __init__(self, dim: int, attn: nn.Module, mlp_ratio: float, drop_path: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+        self.attn = attn
+        self.norm2 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(..., L, C) -> (..., L, C)."""
+        x = x + self.drop_path(self.attn(self.norm1(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class SkeletonBlock(PreNormBlock):
+    """Block over the joints of each frame, (N, T, J, C), with the skeleton-biased attention."""
+
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float, drop_path: float,
                  bias_init: Tensor, use_bias: bool = True) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
-        self.attn = SkeletonAttention(dim, num_heads, bias_init, use_bias)
-        self.norm2 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
-        self.drop_path = DropPath(drop_path)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """(N, T, J, C) -> (N, T, J, C)."""
-        x = x + self.drop_path(self.attn(self.norm1(x)))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        super().__init__(dim, SkeletonAttention(dim, num_heads, bias_init, use_bias), mlp_ratio, drop_path)
 
 
-class TemporalBlock(nn.Module):
-    """Pre-norm transformer block over the frames of each joint track (full, non-causal attention)."""
+class TemporalBlock(PreNormBlock):
+    """Block over the frames of each joint track, (N, J, T, C) (full, non-causal attention)."""
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float, drop_path: float) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
-        self.attn = SelfAttention(dim, num_heads)
-        self.norm2 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
-        self.drop_path = DropPath(drop_path)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """(N, J, T, C) -> (N, J, T, C)."""
-        x = x + self.drop_path(self.attn(self.norm1(x)))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        super().__init__(dim, SelfAttention(dim, num_heads), mlp_ratio, drop_path)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from lib.data.clips import (
+    WindowPlan,
     eval_windows,
     interleave,
     phase_split,
@@ -203,3 +204,28 @@ def test_phase_split_interleave_identity(length: int, stride: int) -> None:
 def test_interleave_rejects_incomplete_cover() -> None:
     with pytest.raises(ValueError, match="exactly once"):
         interleave([np.zeros(2), np.zeros(2)], [np.array([0, 2]), np.array([0, 2])])
+
+
+# -------------------------------------------------------------------------------------- window plan
+
+
+def test_window_plan_short_and_strided() -> None:
+    plan = WindowPlan(5, 4, sample_stride=2)
+    assert [p.tolist() for p in plan.phases] == [[0, 2, 4], [1, 3]]
+    assert sorted((w.phase, w.start, w.end) for w in plan.windows) == [(0, 0, 3), (1, 0, 2)]
+    assert [plan.positions(w).tolist() for w in plan.windows] == [[0, 2, 4], [1, 3]]  # longest first
+
+
+def test_window_plan_groups_equal_lengths_and_stitches_back_every_frame() -> None:
+    frames, clip = 23, 4
+    plan = WindowPlan(frames, clip, sample_stride=2, overlap=2)
+    groups = plan.groups(3)
+    assert [w for g in groups for w in g] == plan.windows
+    assert all(len(g) <= 3 and len({w.length for w in g}) == 1 for g in groups)
+    signal = np.sin(np.arange(frames, dtype=np.float64))[:, None] * np.array([1.0, -2.0])  # (F, 2)
+    outputs = [signal[plan.positions(w)] for w in plan.windows]  # each window returns its frames' values
+    np.testing.assert_allclose(plan.stitch(outputs), signal, atol=1e-12)
+    with pytest.raises(ValueError, match="clip x: 1 window outputs"):
+        plan.stitch(outputs[:1], what="clip x")
+    with pytest.raises(ValueError, match="frames must be an integer >= 1"):
+        WindowPlan(0, clip)

@@ -7,7 +7,8 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from lib.deploy.sequence import plan_windows, refine_sequence, torch_window_fn, with_flip
+from lib.data.clips import WindowPlan
+from lib.deploy.sequence import refine_sequence, torch_window_fn, with_flip
 
 CLIP = 16
 
@@ -86,12 +87,6 @@ def test_overlapping_windows_blend_with_trapezoid_weights() -> None:
     np.testing.assert_allclose(shape[:, 0], acc / total, atol=1e-12)
 
 
-def test_plan_windows_short_and_strided() -> None:
-    phases, windows = plan_windows(5, CLIP, sample_stride=2)
-    assert [p.tolist() for p in phases] == [[0, 2, 4], [1, 3]]
-    assert sorted((w.phase, w.start, w.end) for w in windows) == [(0, 0, 3), (1, 0, 2)]
-
-
 def _smooth_inputs(frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A slow, smooth motion: every pose value and 2D coordinate a low-frequency sinusoid of time."""
     rng = np.random.default_rng(3)
@@ -105,7 +100,7 @@ def _smooth_inputs(frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _border_vs_inside(rot: np.ndarray, frames: int, overlap: int) -> tuple[float, float]:
     """Max first difference |R[f+1] - R[f]| at window borders and elsewhere."""
-    _, windows = plan_windows(frames, CLIP, 1, overlap)
+    windows = WindowPlan(frames, CLIP, 1, overlap).windows
     borders = {w.start - 1 for w in windows if w.start > 0} | {w.end - 1 for w in windows if w.end < frames}
     step = np.linalg.norm((rot[1:] - rot[:-1]).reshape(frames - 1, -1), axis=1)  # (F - 1,)
     at_border = np.array([f in borders for f in range(frames - 1)])
