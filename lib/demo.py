@@ -2,8 +2,8 @@
 
 Runs the same code as the seed commands on the synthetic ``data_root`` of ``configs/mesh/demo.yaml``
 and writes a small report folder: the metrics table (HybrIK input vs refined), training and
-validation curves, a per-joint error chart, and (when the deployment module is present) the verified
-ONNX export and a rendered comparison of ground truth, HybrIK input and refined meshes.
+validation curves, a per-joint error chart, the verified ONNX export and a rendered comparison of
+ground truth, HybrIK input and refined meshes.
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ def retire_stale_run(ckpt: Path, config: Path) -> Path | None:
 
 
 def run(out: Path, seed: int, epochs: int | None) -> int:
+    from lib.deploy.export import export_and_verify
     from lib.train.cli import main as train_main
 
     out.mkdir(parents=True, exist_ok=True)
@@ -109,20 +110,16 @@ def run(out: Path, seed: int, epochs: int | None) -> int:
     artefacts: dict[str, Path] = {}
     step("4/5 exporting to ONNX and verifying against PyTorch")
     onnx_path = out / "refiner.onnx"
-    try:
-        from lib.deploy.export import export_and_verify  # issue 6
-    except ImportError:
-        print("deployment module not available in this checkout: export skipped")
-    else:
+    try:  # the report is logged (INFO, on the console) by export_and_verify
         result = export_and_verify(config=config, hyper_cfg=HYPER, checkpoint=ckpt / "best_epoch.bin",
                                    output=onnx_path, relation_bias="uniform", version=2)
-        print(result.report)
-        (report / "onnx_export.txt").write_text(result.report + "\n")
-        if not result.ok:
-            print(f"ONNX verification FAILED: {onnx_path} kept for inspection")
-            return 1
-        artefacts["ONNX model"] = onnx_path
-        artefacts["ONNX verification"] = report / "onnx_export.txt"
+    except RuntimeError as exc:  # written but above the parity tolerance: the file is kept
+        (report / "onnx_export.txt").write_text(f"{exc}\n")
+        print(f"ONNX verification FAILED: {onnx_path} kept for inspection; see {report / 'onnx_export.txt'}")
+        return 1
+    (report / "onnx_export.txt").write_text(result.report + "\n")
+    artefacts["ONNX model"] = onnx_path
+    artefacts["ONNX verification"] = report / "onnx_export.txt"
 
     step("5/5 report")
     artefacts.update(write_report(report, ckpt, evaluation, data_root, train_seconds))
@@ -133,6 +130,7 @@ def run(out: Path, seed: int, epochs: int | None) -> int:
 
 
 def write_report(report: Path, ckpt: Path, evaluation: Path, data_root: Path, train_seconds: float) -> dict[str, Path]:
+    from lib.deploy.render import render_comparison
     from lib.eval.evaluate import EvalReport, format_report_table
     from lib.viz.plots import plot_curves, plot_per_joint
 
@@ -154,10 +152,6 @@ def write_report(report: Path, ckpt: Path, evaluation: Path, data_root: Path, tr
     (report / "metrics.txt").write_text(text)
     out["metrics table"] = report / "metrics.txt"
     print(text)
-    try:
-        from lib.deploy.render import render_comparison  # issue 6
-    except ImportError:
-        return out
     out["rendered comparison"] = render_comparison(ckpt / "best_epoch.bin", data_root, report / "meshes.png")
     return out
 
