@@ -134,12 +134,30 @@ def growth(rows: list[dict[str, Any]], key: str) -> list[dict[str, float]]:
 
 
 def quadratic_fit(ts: list[int], ms: list[float]) -> dict[str, Any] | None:
-    """Least squares ``ms = a + b T + c T^2`` over the T sweep, and the T^2 term's share at each T."""
+    """Least squares ``ms = a + b T + c T^2`` with a, b, c >= 0, and the T^2 term's share at each T.
+
+    Non-negative, so each term is a time and the shares stay in [0, 1] (an unconstrained fit to four
+    noisy points can return a negative linear term and a T^2 "share" above 100 %). With three
+    coefficients the non-negative optimum is found exactly by trying every subset of free terms.
+    """
     if len(ts) < 3:
         return None
     t = np.asarray(ts, dtype=np.float64)
-    a, b, c = np.linalg.lstsq(np.stack([np.ones_like(t), t, t * t], axis=1), np.asarray(ms), rcond=None)[0]
-    fitted = a + b * t + c * t * t
+    y = np.asarray(ms, dtype=np.float64)
+    design = np.stack([np.ones_like(t), t, t * t], axis=1)  # (len(ts), 3)
+    best, best_residual = np.zeros(3), float(np.sum(y * y))
+    for mask in range(1, 8):
+        cols = [k for k in range(3) if mask >> k & 1]
+        coef = np.linalg.lstsq(design[:, cols], y, rcond=None)[0]
+        if np.any(coef < 0):
+            continue
+        full = np.zeros(3)
+        full[cols] = coef
+        residual = float(np.sum((design @ full - y) ** 2))
+        if residual < best_residual:
+            best, best_residual = full, residual
+    a, b, c = best
+    fitted = design @ best
     return {"a_ms": float(a), "b_ms_per_frame": float(b), "c_ms_per_frame2": float(c),
             "t2_share": [float(c * x * x / f) if f > 0 else None for x, f in zip(t, fitted)]}
 
