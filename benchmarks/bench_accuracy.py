@@ -37,20 +37,14 @@ QUICK_ONE_EURO = dict(min_cutoffs=(1.0,), betas=(0.0, 0.1))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_accuracy", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=common.DEMO_CONFIG,
-                        help="task YAML of the refiner (default: configs/mesh/demo.yaml)")
+    parser = common.benchmark_parser(
+        "accuracy", __doc__.splitlines()[0],
+        config_help="task YAML of the refiner (default: configs/mesh/demo.yaml)",
+        quick_help="tiny data_root, tiny model, 1 epoch, small grids: checks that the script runs")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="reuse this best_epoch.bin (trained with --config) instead of training")
-    parser.add_argument("--out", type=Path, default=common.RESULTS,
-                        help="folder of accuracy.json / accuracy.md (default: benchmarks/results)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the data generator and of training")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("--threads", type=int, default=common.DEFAULT_THREADS, help="torch CPU threads (default 2)")
     parser.add_argument("--betas", choices=("mean", "input"), default="mean",
                         help="betas of the baselines: per-sequence mean of HybrIK's (default) or HybrIK's own")
-    parser.add_argument("--quick", action=argparse.BooleanOptionalAction, default=False,
-                        help="tiny data_root, tiny model, 1 epoch, small grids: checks that the script runs")
     return parser
 
 

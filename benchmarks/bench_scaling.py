@@ -163,21 +163,15 @@ def quadratic_fit(ts: list[int], ms: list[float]) -> dict[str, Any] | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_scaling", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=common.DEMO_CONFIG,
-                        help="task YAML for data_root and loss weights; the model takes TaskConfig's default size")
-    parser.add_argument("--out", type=Path, default=common.RESULTS,
-                        help="folder of scaling.json / scaling.md (default: benchmarks/results)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("--threads", type=int, default=common.DEFAULT_THREADS, help="torch threads (default 2)")
+    parser = common.benchmark_parser(
+        "scaling", __doc__.splitlines()[0],
+        config_help="task YAML for data_root and loss weights; the model takes TaskConfig's default size",
+        quick_help="tiny model, two points per sweep: checks that the script runs")
     parser.add_argument("--ts", type=int, nargs="+", default=list(T_VALUES), help="clip lengths of the T sweep")
     parser.add_argument("--t-batch", type=int, default=T_SWEEP_BATCH, help="N of the T sweep (default 4)")
     parser.add_argument("--batches", type=int, nargs="+", default=list(N_VALUES), help="batch sizes of the N sweep")
     parser.add_argument("--n-frames", type=int, default=N_SWEEP_FRAMES, help="T of the N sweep (default 16)")
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per point (default 5; quick 1)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the data generator")
-    parser.add_argument("--quick", action=argparse.BooleanOptionalAction, default=False,
-                        help="tiny model, two points per sweep: checks that the script runs")
     return parser
 
 

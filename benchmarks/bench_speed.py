@@ -50,21 +50,15 @@ KIB_PER_MIB = 1024.0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_speed", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=common.DEMO_CONFIG,
-                        help="task YAML: data_root and the 'demo' size (default: configs/mesh/demo.yaml)")
-    parser.add_argument("--out", type=Path, default=common.RESULTS,
-                        help="folder of speed.json / speed.md (default: benchmarks/results)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("--threads", type=int, default=common.DEFAULT_THREADS,
-                        help="torch intra-op threads and onnxruntime intra_op_num_threads (default 2)")
+    parser = common.benchmark_parser(
+        "speed", __doc__.splitlines()[0],
+        config_help="task YAML: data_root and the 'demo' size (default: configs/mesh/demo.yaml)",
+        quick_help="tiny data and model, few steps: checks that the script runs",
+        threads_help="torch intra-op threads and onnxruntime intra_op_num_threads (default 2)")
     parser.add_argument("--steps", type=int, default=None, help="timed training steps per size (default 20; quick 3)")
     parser.add_argument("--repeats", type=int, default=None, help="latency repeats per shape (default 20; quick 2)")
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
                         help="which measurements to run (default: all)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the data generator, weights and batches")
-    parser.add_argument("--quick", action=argparse.BooleanOptionalAction, default=False,
-                        help="tiny data and model, few steps: checks that the script runs")
     parser.add_argument("--eval-worker", type=int, default=None, metavar="FACTOR", help=argparse.SUPPRESS)
     parser.add_argument("--worker-config", type=Path, default=None, help=argparse.SUPPRESS)
     return parser

@@ -6,6 +6,7 @@ scripts call. Run the scripts from the repository root: ``python -m benchmarks.b
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -41,6 +42,24 @@ QUICK_SIZES = dict(dim_rep=16, depth=1, num_heads=2, hidden_dim=32, batch_size=8
 DEFAULT_SIZE_KEYS = ("dim_rep", "depth", "num_heads", "mlp_ratio", "hidden_dim", "batch_size")
 
 log = logging.getLogger("benchmarks")
+
+
+def benchmark_parser(name: str, description: str, *, config_help: str, quick_help: str,
+                     threads_help: str = "torch CPU threads (default 2)") -> argparse.ArgumentParser:
+    """The flags every benchmark shares: --config, --out, --device, --threads, --seed, --quick.
+
+    ``name`` is the benchmark's result name (``accuracy`` -> ``python -m benchmarks.bench_accuracy``,
+    writing ``accuracy.json`` / ``accuracy.md``); each script adds its own flags to the returned parser.
+    """
+    parser = argparse.ArgumentParser(prog=f"python -m benchmarks.bench_{name}", description=description)
+    parser.add_argument("--config", type=Path, default=DEMO_CONFIG, help=config_help)
+    parser.add_argument("--out", type=Path, default=RESULTS,
+                        help=f"folder of {name}.json / {name}.md (default: benchmarks/results)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, help=threads_help)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data generator, weights and batches")
+    parser.add_argument("--quick", action=argparse.BooleanOptionalAction, default=False, help=quick_help)
+    return parser
 
 
 def setup(threads: int = DEFAULT_THREADS) -> None:
