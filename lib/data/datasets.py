@@ -286,9 +286,7 @@ class EvalSequence:
             dicts with ``pose2d`` (B, T, 17, C), ``gt_pose`` / ``hybrik_pose`` (B, T, 72),
             ``gt_shape`` / ``hybrik_shape`` (B, T, 10) float32 and ``frame_index`` (B, T) int64.
         """
-        if max_windows_per_batch < 1:
-            raise ValueError(f"max_windows_per_batch must be >= 1, got {max_windows_per_batch}")
-        for group in self.plan.groups(max_windows_per_batch):
+        for group in self.plan.groups(max_windows_per_batch):  # raises for max_windows_per_batch < 1
             rows = np.stack([self.rows[self.plan.positions(w)] for w in group])  # (B, T)
             yield _to_tensors(self.split.take(rows))
 

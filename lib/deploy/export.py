@@ -179,6 +179,7 @@ def export_onnx(model: MeshRefiner, path: str | Path, metadata: Mapping[str, str
     Returns:
         ``ExportInfo`` (time, size, opset, input / output names and shapes).
     """
+    path = Path(path)
     wrapper = MeshRefinerForExport(model.eval()).eval()
     example = realistic_inputs(TRACE_BATCH, clip_len, model.in_channels, seed=0)
     args = tuple(torch.from_numpy(example[k]) for k in EXPORT_INPUT_NAMES)

@@ -423,8 +423,7 @@ def score_split(predictors: Mapping[str, Predictor], body: nn.Module, cfg: Any, 
         predicted = {name: _checked(name, predict(sequence, labels), sequence)
                      for name, predict in predictors.items()}  # whole sequences: (F, 24, 3, 3), (F, 10)
         score_sequence(body, labels, predicted, cfg.eval_root, device, sums, per_joint)
-        n = sequence.frames
-        frames += n
+        frames += sequence.frames
     if frames != split.frames:  # every sequence yields its frames once; a mismatch is a bug
         raise RuntimeError(f"scored {frames} frames of {split.frames} in {split.path}")
     return SplitScores(

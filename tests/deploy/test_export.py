@@ -119,3 +119,12 @@ def test_check_shapes_picks_a_second_t() -> None:
     assert check_shapes(16, 243) == [(1, 16), (3, 27)]
     assert check_shapes(27, 243) == [(1, 27), (3, 26)]
     assert check_shapes(16, 20) == [(1, 16), (3, 20)]
+
+
+def test_export_onnx_accepts_a_str_path(tiny_setup, tmp_path: Path) -> None:
+    from lib.deploy.export import export_onnx
+
+    target = tmp_path / "as_str.onnx"
+    info = export_onnx(tiny_setup.model, str(target), {"note": "str path"}, clip_len=8)
+    assert info.path == target and target.stat().st_size == info.size_bytes > 0
+    assert [p.name for p in tmp_path.iterdir()] == ["as_str.onnx"]
