@@ -41,6 +41,7 @@ class TaskConfig:
     data_stride: int = 8               # frames between training clip starts
     sample_stride: int = 2             # temporal subsampling of every per-frame array
     flip: bool = True                  # random flip in training, flip averaging at evaluation
+    rotate_deg: float = 0.0            # training: random camera roll in [-rotate_deg, rotate_deg] (2D + global orientation)
     no_conf: bool = False              # drop the 2D confidence channel from the input
     eval_root: Literal["pelvis", "mid_hip"] = "pelvis"   # root of the evaluation protocol
     # --- schedule -----------------------------------------------------------------------------
@@ -58,6 +59,7 @@ class TaskConfig:
     lr_head: float = 0.00032
     weight_decay: float = 0.01
     lr_decay: float = 0.98             # StepLR gamma, stepped once per epoch
+    clip_grad: float = 0.0             # max global gradient norm (0: no clipping, the original)
     quickdebug: bool = False           # stop after one epoch
     num_workers: int = 2               # DataLoader worker processes
     log: str = "run_mesh"
@@ -73,6 +75,8 @@ class TaskConfig:
     refine_shape: bool = False         # add a clip-level beta residual
     clip_shape: bool = True            # one shape per clip: the clip's mean of HybrIK's betas (false: per frame)
     smooth_kernel: int = 0             # 0: original head; odd K >= 3: learnable K-tap filter of HybrIK's pose
+    head_norm: Literal["batch", "layer"] = "batch"      # refine-head normalisation: BatchNorm1d | per-frame LayerNorm
+    input_norm: Literal["canvas", "clip"] = "canvas"    # 2D as normalised on the canvas | re-centred/scaled per clip
     # --- loss weights (named like the loss terms) ---------------------------------------------
     lambda_3d: float = 0.5
     lambda_scale: float = 0.0
@@ -192,13 +196,15 @@ def _check_values(cfg: TaskConfig) -> None:
     if cfg.smooth_kernel != 0 and (cfg.smooth_kernel < 3 or cfg.smooth_kernel % 2 == 0):
         raise ConfigError(f"{src}: key 'smooth_kernel' = {cfg.smooth_kernel}; expected 0 (off) or an odd "
                           "integer >= 3 (frames of the learnable filter of HybrIK's pose)")
+    if not 0.0 <= cfg.rotate_deg <= 180.0:
+        raise ConfigError(f"{src}: key 'rotate_deg' = {cfg.rotate_deg}; expected degrees in [0, 180]")
     if cfg.dim_rep % cfg.num_heads:
         raise ConfigError(f"{src}: key 'dim_rep' = {cfg.dim_rep} is not divisible by 'num_heads' = {cfg.num_heads}")
     if not 0.0 <= cfg.dropout < 1.0:
         raise ConfigError(f"{src}: key 'dropout' = {cfg.dropout}; expected a probability in [0, 1)")
     if cfg.mlp_ratio <= 0:
         raise ConfigError(f"{src}: key 'mlp_ratio' = {cfg.mlp_ratio}; expected a positive number")
-    for key in ("lr_backbone", "lr_head", "weight_decay", "lr_decay"):
+    for key in ("lr_backbone", "lr_head", "weight_decay", "lr_decay", "clip_grad"):
         if getattr(cfg, key) < 0:
             raise ConfigError(f"{src}: key '{key}' = {getattr(cfg, key)}; expected a number >= 0")
     for f in _FIELDS:

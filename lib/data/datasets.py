@@ -22,6 +22,7 @@ Every per-frame array is indexed with the same rows (the fix of ``ehgformer_mesh
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -44,7 +45,7 @@ from lib.data.clips import (
     train_clips,
 )
 from lib.errors import ConfigError, DataError
-from lib.geometry.rotation import flip_h36m_keypoints, flip_smpl_axis_angle
+from lib.geometry.rotation import flip_h36m_keypoints, flip_smpl_axis_angle, roll_keypoints_2d, roll_smpl_axis_angle
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +195,12 @@ class TrainClipDataset(Dataset):
     (``flip_h36m_keypoints``: x -> -x on the normalised canvas, left/right swapped) and both the GT
     and the HybrIK poses are flipped (``flip_smpl_axis_angle``); betas are unchanged.
 
-    Randomness: the flip of item ``i`` in epoch ``e`` is drawn from
+    Camera roll (``rotate_deg`` a > 0): every item is then rotated by an angle drawn uniformly from
+    [-a, a] degrees about the optical axis: the 2D about the canvas centre (``roll_keypoints_2d``),
+    the GT and HybrIK global orientations by the same rotation (``roll_smpl_axis_angle``), so the
+    refiner cannot tie its corrections to the few camera orientations of a small training set.
+
+    Randomness: the flip and roll of item ``i`` in epoch ``e`` are drawn from
     ``numpy.random.default_rng([seed, e, i])``, a function of (seed, epoch, index) only, so it does
     not depend on the number of DataLoader workers, on which worker loads the item, or on the order
     of loading. Call ``set_epoch(e)`` before creating each epoch's DataLoader iterator (workers copy
@@ -207,16 +213,18 @@ class TrainClipDataset(Dataset):
         sample_stride: temporal subsampling, >= 1.
         flip: enable the random flip.
         seed: base seed of the augmentation.
+        rotate_deg: the largest camera roll, degrees (0: none).
     """
 
     def __init__(self, split: MeshSplit, clip_len: int, data_stride: int, sample_stride: int,
-                 flip: bool, seed: int) -> None:
+                 flip: bool, seed: int, rotate_deg: float = 0.0) -> None:
         self.split = split
         self.clip_len = clip_len
         self.data_stride = data_stride
         self.sample_stride = sample_stride
         self.flip = flip
         self.seed = seed
+        self.rotate_deg = rotate_deg
         self.epoch = 0
         kept = subsample_indices(split.spans, sample_stride)  # (F',) split rows
         clips = train_clips(subsampled_spans(split.spans, sample_stride), clip_len, data_stride)
@@ -232,19 +240,29 @@ class TrainClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.clip_rows)
 
+    def augmentation(self, index: int) -> tuple[bool, float]:
+        """(flipped, roll angle in rad) of item ``index`` in the current epoch: a pure function of
+        (seed, epoch, index)."""
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        flipped = bool(rng.random() < FLIP_PROBABILITY) and self.flip
+        angle = math.radians(rng.uniform(-self.rotate_deg, self.rotate_deg)) if self.rotate_deg > 0 else 0.0
+        return flipped, angle
+
     def is_flipped(self, index: int) -> bool:
         """Whether item ``index`` of the current epoch is flipped (a pure function of seed, epoch, index)."""
-        if not self.flip:
-            return False
-        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
-        return bool(rng.random() < FLIP_PROBABILITY)
+        return self.augmentation(index)[0]
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         item = _to_tensors(self.split.take(self.clip_rows[index]))
-        if self.is_flipped(index):
+        flipped, angle = self.augmentation(index)
+        if flipped:
             item["pose2d"] = flip_h36m_keypoints(item["pose2d"])
             for key in POSE_ITEM_KEYS:
                 item[key] = flip_smpl_axis_angle(item[key])
+        if angle != 0.0:
+            item["pose2d"] = roll_keypoints_2d(item["pose2d"], angle)
+            for key in POSE_ITEM_KEYS:
+                item[key] = roll_smpl_axis_angle(item[key], angle)
         return item
 
 
@@ -447,13 +465,13 @@ def build_train_sets(cfg: TaskConfig, seed: int, files: MeshFiles | None = None)
     sets: dict[str, TrainClipDataset] = {}
     if cfg.dt_file_h36m is not None and cfg.warmup_h36m > 0:
         sets["h36m"] = TrainClipDataset(files.split("h36m", "train"), cfg.clip_len, cfg.data_stride,
-                                        cfg.sample_stride, cfg.flip, seed)
+                                        cfg.sample_stride, cfg.flip, seed, cfg.rotate_deg)
     if cfg.dt_file_coco is not None and cfg.warmup_coco > 0:
         sets["coco"] = TrainClipDataset(files.split("coco", "train"), COCO_CLIP_LEN, COCO_DATA_STRIDE,
-                                        COCO_SAMPLE_STRIDE, cfg.flip, seed)
+                                        COCO_SAMPLE_STRIDE, cfg.flip, seed, cfg.rotate_deg)
     if cfg.train_pw3d:
         sets["pw3d"] = TrainClipDataset(files.split("pw3d", "train"), cfg.clip_len, cfg.data_stride,
-                                        cfg.sample_stride, cfg.flip, seed)
+                                        cfg.sample_stride, cfg.flip, seed, cfg.rotate_deg)
     return sets
 
 

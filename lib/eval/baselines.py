@@ -1,6 +1,6 @@
 """Classic temporal baselines that need no training, and their scoring on a split.
 
-Two filters smooth HybrIK's per-frame rotations of a whole sequence:
+Three filters smooth HybrIK's per-frame rotations of a whole sequence:
 
 * **Savitzky-Golay** (``savgol_rotations``): a least-squares polynomial of degree ``order`` fitted
   to each window of ``window`` frames, evaluated at its centre. At the sequence ends the polynomial
@@ -8,6 +8,9 @@ Two filters smooth HybrIK's per-frame rotations of a whole sequence:
   ``mode="interp"`` of ``scipy.signal.savgol_filter`` (implemented here in numpy; scipy is only the
   tests' reference). A sequence shorter than ``window`` uses the longest odd window that fits, and
   a degree below that window.
+* **Gaussian** (``gaussian_rotations``): a normalised Gaussian kernel of standard deviation ``sigma``
+  frames, truncated at 3 sigma; at the sequence ends the kernel is cut and renormalised (the same
+  as edge-replicating the signal is not: cut-and-renormalise keeps a linear trend's bias small).
 * **One-Euro** (``one_euro_rotations``; Casiez, Roussel and Vogel, CHI 2012): a first-order
   low-pass filter whose cut-off rises with the signal's speed, ``f_c = min_cutoff + beta |dx/dt|``
   (Hz), with the speed itself low-passed at ``d_cutoff``. Causal: frame i sees frames 0..i only.
@@ -69,6 +72,8 @@ SAVGOL_WINDOWS = (5, 7, 9, 13, 17, 23, 31)
 SAVGOL_ORDERS = (1, 2, 3)
 ONE_EURO_MIN_CUTOFFS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
 ONE_EURO_BETAS = (0.0, 0.3, 1.0, 3.0)
+GAUSSIAN_SIGMAS = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)  # frames
+GAUSSIAN_TRUNCATE = 3.0  # sigmas each side
 
 
 # ---------------------------------------------------------------------------------- Savitzky-Golay
@@ -174,6 +179,47 @@ def savgol_rotations(rot: np.ndarray, window: int, order: int) -> np.ndarray:
     if rot.shape[0] == 0:
         return rot.copy()
     return _project(savgol_filter(rot, window, order))
+
+
+# ---------------------------------------------------------------------------------------- Gaussian
+
+
+def gaussian_filter(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing along axis 0 with the kernel cut at the ends and renormalised.
+
+    Args:
+        x: (F, ...) samples of consecutive frames. sigma: standard deviation, frames (> 0).
+    Returns:
+        (F, ...) float64; ``out[i] = sum_k w_k x[i + k] / sum_k w_k`` over the k with 0 <= i + k < F,
+        w_k = exp(-k^2 / (2 sigma^2)), |k| <= ceil(GAUSSIAN_TRUNCATE sigma).
+    """
+    if not sigma > 0:
+        raise ValueError(f"gaussian sigma must be > 0 frames, got {sigma}")
+    x = np.asarray(x, dtype=np.float64)
+    frames = x.shape[0]
+    half = int(math.ceil(GAUSSIAN_TRUNCATE * sigma))
+    offsets = np.arange(-half, half + 1)
+    taps = np.exp(-0.5 * (offsets / sigma) ** 2)
+    flat = x.reshape(frames, -1)
+    out = np.zeros_like(flat)
+    norm = np.zeros(frames)
+    for k, w in zip(offsets, taps):
+        lo, hi = max(0, -k), min(frames, frames - k)  # rows i with 0 <= i + k < F
+        if lo >= hi:
+            continue
+        out[lo:hi] += w * flat[lo + k:hi + k]
+        norm[lo:hi] += w
+    return (out / norm[:, None]).reshape(x.shape)
+
+
+def gaussian_rotations(rot: np.ndarray, sigma: float) -> np.ndarray:
+    """``gaussian_filter`` of the matrix entries of (F, J, 3, 3) rotations, projected back to SO(3)."""
+    rot = np.asarray(rot, dtype=np.float64)
+    if rot.ndim != 4 or rot.shape[-2:] != (3, 3):
+        raise ValueError(f"expected rotations of shape (F, J, 3, 3), got {rot.shape}")
+    if rot.shape[0] == 0:
+        return rot.copy()
+    return _project(gaussian_filter(rot, sigma))
 
 
 # ----------------------------------------------------------------------------------------- One-Euro
@@ -313,7 +359,30 @@ class OneEuro:
         return {"kind": self.kind, "min_cutoff": self.min_cutoff, "beta": self.beta, "d_cutoff": self.d_cutoff}
 
 
-Baseline = SavGol | OneEuro
+@dataclass(frozen=True)
+class Gaussian:
+    """Gaussian smoother parameters: ``sigma`` frames."""
+
+    sigma: float
+    kind: ClassVar[str] = "gaussian"
+
+    def __post_init__(self) -> None:
+        if not self.sigma > 0:
+            raise ValueError(f"gaussian sigma must be > 0 frames, got {self.sigma}")
+
+    def apply(self, rot: np.ndarray, fps: float) -> np.ndarray:
+        """(F, J, 3, 3) -> (F, J, 3, 3) (``fps`` unused: sigma is in frames)."""
+        return gaussian_rotations(rot, self.sigma)
+
+    @property
+    def label(self) -> str:
+        return f"gaussian(sigma={self.sigma:g})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "sigma": self.sigma}
+
+
+Baseline = SavGol | OneEuro | Gaussian
 
 
 def savgol_grid(windows: Sequence[int] = SAVGOL_WINDOWS, orders: Sequence[int] = SAVGOL_ORDERS) -> list[SavGol]:
@@ -325,6 +394,11 @@ def one_euro_grid(min_cutoffs: Sequence[float] = ONE_EURO_MIN_CUTOFFS, betas: Se
                   d_cutoff: float = DEFAULT_D_CUTOFF_HZ) -> list[OneEuro]:
     """Every (min_cutoff, beta) at one ``d_cutoff``."""
     return [OneEuro(c, b, d_cutoff) for c in min_cutoffs for b in betas]
+
+
+def gaussian_grid(sigmas: Sequence[float] = GAUSSIAN_SIGMAS) -> list[Gaussian]:
+    """One candidate per sigma (frames)."""
+    return [Gaussian(float(sg)) for sg in sigmas]
 
 
 def sequence_mean_betas(betas: np.ndarray) -> np.ndarray:

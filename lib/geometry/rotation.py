@@ -13,6 +13,8 @@ Conventions:
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -199,3 +201,35 @@ def flip_h36m_keypoints(kp: Tensor) -> Tensor:
     """
     sign = torch.tensor([-1.0] + [1.0] * (kp.shape[-1] - 1), dtype=kp.dtype, device=kp.device)
     return kp[..., list(H36M_FLIP_PERM), :] * sign
+
+
+def roll_matrix(angle: float) -> Tensor:
+    """(3, 3) float32 rotation by ``angle`` rad about the camera's optical axis z (x right, y down)."""
+    c, s = math.cos(angle), math.sin(angle)
+    return torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def roll_smpl_axis_angle(pose: Tensor, angle: float) -> Tensor:
+    """A camera roll applied to SMPL poses in the camera frame: the global orientation becomes Rz R.
+
+    Args:
+        pose: (..., 72) axis-angle, radians; joint 0 is the global orientation in the camera frame.
+        angle: rad, about the optical axis (``roll_matrix``).
+    Returns:
+        (..., 72); the 23 body joints (relative to their parents) are unchanged.
+    """
+    roll = roll_matrix(angle).to(dtype=pose.dtype, device=pose.device)
+    root = roll @ axis_angle_to_matrix(pose[..., :3])  # (..., 3, 3)
+    return torch.cat([matrix_to_axis_angle(root), pose[..., 3:]], dim=-1)
+
+
+def roll_keypoints_2d(kp: Tensor, angle: float) -> Tensor:
+    """The same roll in the image: (x, y) rotated about the origin by ``angle`` (y down).
+
+    A camera rotated about its optical axis sees every point rotated about the principal point by
+    the same angle, so on coordinates centred at the principal point (the normalised canvas centre)
+    this matches ``roll_smpl_axis_angle``. kp: (..., J, C), channels 0, 1 = x, y; others unchanged.
+    """
+    c, s = math.cos(angle), math.sin(angle)
+    x, y = kp[..., 0:1], kp[..., 1:2]
+    return torch.cat([c * x - s * y, s * x + c * y, kp[..., 2:]], dim=-1)

@@ -24,6 +24,29 @@ from lib.model.hypergraph import HyperBlock
 # Stochastic depth of the last layer (the original's drop_path_rate); layer i gets linspace(0, max, depth)[i].
 DROP_PATH_MAX = 0.1
 RELATION_BIASES = ("uniform", "none")
+INPUT_NORMS = ("canvas", "clip")
+# Floors of the clip normalisation's weight sum and scale (normalised-canvas units, a person spans ~0.1-1).
+_CLIP_WEIGHT_EPS = 1e-6
+_CLIP_SCALE_EPS = 1e-3
+
+
+def clip_centered_2d(x: Tensor) -> Tensor:
+    """Re-express 2D keypoints in the clip's own frame: (N, T, J, C) -> (N, T, J, C).
+
+    x, y lose the clip's confidence-weighted centroid and are divided by the clip's confidence-weighted
+    RMS distance to it (one translation and one scale per clip, over all its frames and joints, so the
+    motion inside the clip is kept); a confidence channel (C = 3) passes unchanged and weights both
+    statistics (C = 2: all joints weigh 1). The result no longer depends on where the person stands in
+    the image, on the canvas the pixels were normalised with (a 1080 x 1920 portrait frame on a
+    1920 x 1920 canvas, a COCO image of any size) or on the distance to the camera.
+    """
+    xy = x[..., :2]  # (N, T, J, 2)
+    weight = x[..., 2:3].clamp_min(0.0) if x.shape[-1] > 2 else torch.ones_like(x[..., :1])  # (N, T, J, 1)
+    total = weight.sum(dim=(1, 2), keepdim=True).clamp_min(_CLIP_WEIGHT_EPS)  # (N, 1, 1, 1)
+    centre = (weight * xy).sum(dim=(1, 2), keepdim=True) / total  # (N, 1, 1, 2)
+    offset = xy - centre
+    spread = ((weight * offset.square()).sum(dim=(1, 2, 3), keepdim=True) / total).sqrt()  # (N, 1, 1, 1)
+    return torch.cat([offset / spread.clamp_min(_CLIP_SCALE_EPS), x[..., 2:]], dim=-1)
 
 
 def relation_bias_init(kind: str, num_joints: int = H36M_NUM_JOINTS) -> Tensor:
@@ -71,14 +94,19 @@ class Backbone(nn.Module):
         j2e_main: joint-to-hyperedge logits in the hypergraph attention.
         j2e_bias: hyperedge bias logits in the hypergraph attention.
         drop_path_max: drop-path rate of the last layer.
+        input_norm: ``canvas`` (the 2D as given, normalised on the image canvas, the original) or
+            ``clip`` (first re-expressed by ``clip_centered_2d``).
     """
 
     def __init__(self, *, in_channels: int, dim: int, depth: int, num_heads: int, mlp_ratio: float, maxlen: int,
                  num_joints: int = H36M_NUM_JOINTS, use_common: bool = True, relation_bias: str = "uniform",
                  j2j_adjacency: bool = True, partitions: tuple[tuple[int, ...], ...] = (),
                  merge_mode: str = "none", j2e_main: bool = True, j2e_bias: bool = True,
-                 drop_path_max: float = DROP_PATH_MAX) -> None:
+                 drop_path_max: float = DROP_PATH_MAX, input_norm: str = "canvas") -> None:
         super().__init__()
+        if input_norm not in INPUT_NORMS:
+            raise ValueError(f"input_norm must be one of {INPUT_NORMS}, got {input_norm!r}")
+        self.input_norm = input_norm
         if not use_common and not partitions:
             raise ValueError("the backbone needs a spatial block: use_common or at least one hypergraph partition")
         self.in_channels = in_channels
@@ -119,6 +147,8 @@ class Backbone(nn.Module):
         if num_frames > self.maxlen:
             raise ValueError(f"clip of {num_frames} frames exceeds maxlen = {self.maxlen}; "
                              "shorten the clip or raise maxlen in the task config")
+        if self.input_norm == "clip":
+            x = clip_centered_2d(x)
         h = self.joint_embed(x) + self.spatial_pos  # (N, T, J, C)
         for i, (spatial, temporal) in enumerate(zip(self.spatial_layers, self.temporal_layers)):
             h = self.spatial_norm(spatial(h))

@@ -70,6 +70,33 @@ class PriorSmoother(nn.Module):
         return F.conv1d(padded, self.weight, groups=self.weight.shape[0]).transpose(1, 2)  # (N, T, C)
 
 
+HEAD_NORMS = ("batch", "layer")
+
+
+class FrameLayerNorm(nn.Module):
+    """LayerNorm over the channels of each frame: (N, H, T) -> (N, H, T).
+
+    Frame-local and without running statistics, so a frame is normalised the same way in training
+    and evaluation, in a batch of 16-frame clips or of single COCO images, alone or with others.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(x.transpose(1, 2)).transpose(1, 2)
+
+
+def channel_norm(kind: str, channels: int) -> nn.Module:
+    """The head's normalisation of (N, H, T) features: ``batch`` (the original's BatchNorm1d) or ``layer``."""
+    if kind == "batch":
+        return nn.BatchNorm1d(channels)
+    if kind == "layer":
+        return FrameLayerNorm(channels)
+    raise ValueError(f"head norm must be one of {HEAD_NORMS}, got {kind!r}")
+
+
 class RefineHead(nn.Module):
     """Residual SMPL pose (and optionally shape) refinement.
 
@@ -82,19 +109,22 @@ class RefineHead(nn.Module):
         clip_shape: every frame gets the clip's mean of HybrIK's betas (else HybrIK's per-frame betas).
         smooth_kernel: 0 (the original head) or the odd tap count of the ``PriorSmoother`` that
             filters HybrIK's 6D pose before the residual is added.
+        norm: ``batch`` (the original's BatchNorm1d over the N*T frames of a batch) or ``layer``
+            (``FrameLayerNorm``: per frame, no running statistics).
     """
 
     def __init__(self, num_joints: int, dim_rep: int, hidden_dim: int, dropout: float,
-                 refine_shape: bool = False, smooth_kernel: int = 0, clip_shape: bool = True) -> None:
+                 refine_shape: bool = False, smooth_kernel: int = 0, clip_shape: bool = True,
+                 norm: str = "batch") -> None:
         super().__init__()
         self.clip_shape = clip_shape
         pad = TEMPORAL_KERNEL // 2
         self.refine_shape = refine_shape
         self.dropout = nn.Dropout(dropout)
         self.fc1 = nn.Linear(num_joints * dim_rep, hidden_dim)
-        self.bn1 = nn.BatchNorm1d(hidden_dim)
+        self.bn1 = channel_norm(norm, hidden_dim)
         self.fc2 = nn.Conv1d(POSE_6D_DIM, hidden_dim, TEMPORAL_KERNEL, padding=pad)
-        self.bn2 = nn.BatchNorm1d(hidden_dim)
+        self.bn2 = channel_norm(norm, hidden_dim)
         self.relu = nn.ReLU()
         self.head_pose = nn.Conv1d(2 * hidden_dim, POSE_6D_DIM, TEMPORAL_KERNEL, padding=pad)
         nn.init.zeros_(self.head_pose.weight)
@@ -116,10 +146,10 @@ class RefineHead(nn.Module):
             rot_mat: (N, T, 24, 3, 3) refined rotations.
             shape: (N, T, 10) betas.
         Note:
-            BatchNorm in training mode needs more than one frame in the batch (N * T > 1).
+            With ``norm="batch"``, training mode needs more than one frame in the batch (N * T > 1).
         """
         x = self.fc1(self.dropout(feat.flatten(-2)))  # (N, T, J*C) -> (N, T, H)
-        x = self.relu(self.bn1(x.transpose(1, 2)))  # (N, H, T): BatchNorm over the N*T frames
+        x = self.relu(self.bn1(x.transpose(1, 2)))  # (N, H, T): normalised over the N*T frames or per frame
         init6d = matrix_to_rot6d(init_rot).flatten(-2)  # (N, T, 24, 6) -> (N, T, 144)
         prior = self.relu(self.bn2(self.fc2(init6d.transpose(1, 2))))  # (N, H, T)
         delta = self.head_pose(torch.cat([x, prior], dim=1)).transpose(1, 2)  # (N, 2H, T) -> (N, T, 144)

@@ -36,10 +36,10 @@ BEST = "best_epoch.bin"
 # Task-config keys that change the meaning or shape of the weights (CONTRACT.md). Training keys
 # (learning rates, epochs, batch sizes, data files) may differ between runs of one checkpoint.
 WEIGHT_KEYS = ("dim_rep", "depth", "num_heads", "mlp_ratio", "hidden_dim", "maxlen", "num_joints",
-               "no_conf", "refine_shape", "smooth_kernel")
+               "no_conf", "refine_shape", "smooth_kernel", "head_norm", "input_norm")
 # Weight keys added after the first checkpoints were written: a signature without one was written
 # with its default. (``clip_shape`` is not a weight key: it picks the betas the head starts from.)
-ADDED_WEIGHT_KEYS = {"smooth_kernel": 0}
+ADDED_WEIGHT_KEYS = {"smooth_kernel": 0, "head_norm": "batch", "input_norm": "canvas"}
 # Prefixes added by wrappers (DDP / DataParallel, torch.compile), stripped by one helper.
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 

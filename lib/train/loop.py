@@ -90,12 +90,18 @@ def train_one_epoch(model: nn.Module, loader: Iterable[Mapping[str, Any]], optim
             raise NonFiniteLossError(f"non-finite loss ({', '.join(bad)}) at epoch {epoch + 1}, pass {pass_name}, "
                                      f"batch {step}, sequences {where}; check these inputs or lower the learning rate")
         optimizer.zero_grad(set_to_none=True)
+        clip = float(getattr(loss_cfg, "clip_grad", 0.0))
         if scaler is not None:
             scaler.scale(total).backward()
+            if clip > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             scaler.step(optimizer)
             scaler.update()
         else:
             total.backward()
+            if clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             optimizer.step()
         n = batch["pose2d"].shape[0]
         stats.add({k: v.detach() for k, v in losses.items()}, n)

@@ -288,6 +288,9 @@ def train(args, task_cfg, hyper_cfg, options, model, body, device, out: Path, in
     if ckpt is not None:
         ckpt_io.restore_rng(ckpt["rng"])
     try:
+        if start_epoch == 0:  # the untrained start (epoch 0) is validated and competes for best_epoch.bin
+            best, best_epoch = validate_start(net, body, task_cfg, test_sets, select_on, device, info, out, writer,
+                                              history, model, optimizer, scheduler, hyper_cfg, options)
         for epoch in range(start_epoch, task_cfg.epochs):
             t0 = time.perf_counter()
             passes = []
@@ -314,13 +317,7 @@ def train(args, task_cfg, hyper_cfg, options, model, body, device, out: Path, in
                          stats.clips, stats.seconds, stats.clips / max(stats.seconds, 1e-9),
                          " over all processes" if info.enabled else "", stats.means()["total"])
 
-            reports: dict[str, EvalReport] = {}
-            if "h36m" in test_sets and (epoch < task_cfg.warmup_h36m or select_on == "h36m"):
-                reports["h36m"] = evaluate_split(net, body, task_cfg, "h36m", device, split=test_sets["h36m"],
-                                                 dist_info=info)
-            if select_on == "pw3d":
-                reports["pw3d"] = evaluate_split(net, body, task_cfg, "pw3d", device, split=test_sets["pw3d"],
-                                                 dist_info=info)
+            reports = validate(net, body, task_cfg, test_sets, select_on, epoch, device, info)
             lrs = dict(zip((g["name"] for g in optimizer.param_groups), scheduler.get_last_lr()))
             scheduler.step()
             current = reports[select_on].refined["mpjpe"] if select_on in reports else math.inf
@@ -350,11 +347,55 @@ def train(args, task_cfg, hyper_cfg, options, model, body, device, out: Path, in
         path = out / f"metrics_{name}.json"
         if info.is_main and path.is_file():
             log.info("best epoch %d: %s", best_epoch, path)
+    if best_epoch == 0 and math.isfinite(best):
+        log.warning("no epoch beat the untrained start: %s holds the starting weights (epoch 0, %s mpjpe %.2f mm); "
+                    "lower the learning rate or check the training data", out / ckpt_io.BEST, select_on, best)
+
+
+def validate(net, body, task_cfg, test_sets: dict, select_on: str, epoch: int, device: torch.device,
+             info: distributed.DistInfo) -> dict[str, EvalReport]:
+    """Validation after ``epoch`` completed epochs' training (0: before any step): H36M during its
+    warm-up epochs or when selecting on it, 3DPW when selecting on it."""
+    reports: dict[str, EvalReport] = {}
+    if "h36m" in test_sets and (epoch < task_cfg.warmup_h36m or select_on == "h36m"):
+        reports["h36m"] = evaluate_split(net, body, task_cfg, "h36m", device, split=test_sets["h36m"], dist_info=info)
+    if select_on == "pw3d":
+        reports["pw3d"] = evaluate_split(net, body, task_cfg, "pw3d", device, split=test_sets["pw3d"], dist_info=info)
+    return reports
+
+
+def validate_start(net, body, task_cfg, test_sets: dict, select_on: str, device: torch.device,
+                   info: distributed.DistInfo, out: Path, writer, history: list, model, optimizer, scheduler,
+                   hyper_cfg, options) -> tuple[float, int]:
+    """Validate the model before training (epoch 0) and save it as ``best_epoch.bin``.
+
+    A run whose training never beats its starting point (a diverging learning rate, data that the
+    refiner does not generalise from) then still returns the starting weights as the best model.
+    Returns (best metric, best epoch = 0).
+    """
+    t0 = time.perf_counter()
+    reports = validate(net, body, task_cfg, test_sets, select_on, 0, device, info)
+    best = reports[select_on].refined["mpjpe"] if select_on in reports else math.inf
+    if info.is_main:
+        lrs = {g["name"]: g["lr"] for g in optimizer.param_groups}
+        history.append({"epoch": 0, "seconds": round(time.perf_counter() - t0, 3), "lr": lrs, "train": {},
+                        "val": {n: {"input": r.input, "refined": r.refined, "frames": r.frames}
+                                for n, r in reports.items()}})
+        save_epoch(out, writer, history, reports, True, -1, task_cfg, hyper_cfg, options, model, optimizer,
+                   scheduler, best, 0)
+    distributed.barrier(info)
+    summary = "  ".join(f"{n} mpjpe {r.input['mpjpe']:.2f} -> {r.refined['mpjpe']:.2f} mm" for n, r in reports.items())
+    log.info("epoch 0 (before training) validated in %.1fs: %s", time.perf_counter() - t0, summary)
+    return best, 0
 
 
 def save_epoch(out: Path, writer, history: list, reports: dict, improved: bool, epoch: int, task_cfg, hyper_cfg,
                options, model, optimizer, scheduler, best: float, best_epoch: int) -> None:
-    """Rank 0: TensorBoard scalars, history, then the checkpoints (latest last but one, best last)."""
+    """Rank 0: TensorBoard scalars, history, then the checkpoints (latest last but one, best last).
+
+    ``epoch`` is 0-based (the epoch just trained); -1 records the model before training (epoch 0 in
+    the files), which writes ``best_epoch.bin`` only.
+    """
     entry = history[-1]
     for k, v in entry["train"].items():
         writer.add_scalar(f"train/{'loss' if k == 'total' else k}", v, epoch + 1)
@@ -371,8 +412,9 @@ def save_epoch(out: Path, writer, history: list, reports: dict, improved: bool, 
     state = ckpt_io.build_checkpoint(model=model, optimizer=optimizer, scheduler=scheduler, scaler=None,
                                      epoch=epoch + 1, best_metric=best, best_epoch=best_epoch,
                                      task_cfg=task_cfg, hyper_cfg=hyper_cfg, options=options)
-    ckpt_io.atomic_save(state, out / ckpt_io.LATEST)
-    if (epoch + 1) % task_cfg.checkpoint_frequency == 0:
+    if epoch >= 0:  # epoch 0 (before training) is only a candidate for best: resuming starts fresh anyway
+        ckpt_io.atomic_save(state, out / ckpt_io.LATEST)
+    if epoch >= 0 and (epoch + 1) % task_cfg.checkpoint_frequency == 0:
         ckpt_io.atomic_save(state, out / ckpt_io.epoch_file(epoch + 1))
     if improved:
         ckpt_io.atomic_save(state, out / ckpt_io.BEST)

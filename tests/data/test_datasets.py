@@ -361,3 +361,33 @@ def test_synthetic_test_split_every_frame_scored_once(data_root: Path) -> None:
         scored[seq.rows] += 1
     assert sequences.frames == split.frames and np.all(scored == 1)
     assert min(b - a for a, b in split.spans) < cfg.clip_len  # the preset holds a short sequence
+
+
+def test_camera_roll_turns_2d_and_both_global_orientations_together(data_root: Path) -> None:
+    """A rolled item is the same scene seen by a camera rolled about its optical axis: the GT mesh's
+    root-relative joints turn by Rz(angle), the 2D by the same angle, the body pose stays; the flip
+    draws are those of the unrolled dataset."""
+    from lib.body.smpl import BodyModel
+    from lib.train.targets import smpl_targets
+
+    split = load_split(_cfg(data_root), "pw3d", "train")
+    plain = TrainClipDataset(split, clip_len=8, data_stride=8, sample_stride=1, flip=True, seed=5)
+    rolled = TrainClipDataset(split, clip_len=8, data_stride=8, sample_stride=1, flip=True, seed=5, rotate_deg=40.0)
+    body = BodyModel(data_root)
+    angles = []
+    for i in range(4):
+        flipped, angle = rolled.augmentation(i)
+        assert flipped == plain.is_flipped(i)
+        angles.append(angle)
+        a, b = plain[i], rolled[i]
+        c, s = np.cos(angle), np.sin(angle)
+        rz = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+        xy = a["pose2d"][..., :2].double().numpy()
+        np.testing.assert_allclose(b["pose2d"][..., :2].double().numpy(), xy @ rz[:2, :2].T, atol=1e-5)
+        assert torch.equal(a["pose2d"][..., 2], b["pose2d"][..., 2])
+        for key, shape_key in (("gt_pose", "gt_shape"), ("hybrik_pose", "hybrik_shape")):
+            assert torch.equal(a[key][:, 3:], b[key][:, 3:])
+            joints_a = smpl_targets(body, a[key][None], a[shape_key][None])["keypoint_3d"][0].double().numpy()
+            joints_b = smpl_targets(body, b[key][None], b[shape_key][None])["keypoint_3d"][0].double().numpy()
+            np.testing.assert_allclose(joints_b, joints_a @ rz.T, atol=0.05)  # mm
+    assert all(abs(x) <= np.radians(40.0) for x in angles) and len(set(angles)) == 4

@@ -227,3 +227,26 @@ def test_onnx_export_matches_onnxruntime(rng):
     want_aa, want_d6 = _Decoders()(torch.from_numpy(aa2), torch.from_numpy(d62))
     np.testing.assert_allclose(got_aa, want_aa.numpy(), atol=1e-6)
     np.testing.assert_allclose(got_d6, want_d6.numpy(), atol=1e-6)
+
+
+def test_camera_roll_matches_scipy_and_the_pinhole_projection() -> None:
+    from lib.geometry.rotation import roll_keypoints_2d, roll_smpl_axis_angle
+
+    rng = np.random.default_rng(3)
+    pose = rng.normal(scale=0.4, size=(5, 72))
+    pose[:, :3] = _random_axes(5, rng) * 3.0  # global orientations near pi, as upright people in camera frames
+    angle = 0.4
+    rolled = roll_smpl_axis_angle(torch.from_numpy(pose), angle).numpy()
+    roll = Rotation.from_euler("z", angle)
+    expected_root = (roll * Rotation.from_rotvec(pose[:, :3])).as_matrix()
+    np.testing.assert_allclose(Rotation.from_rotvec(rolled[:, :3]).as_matrix(), expected_root, atol=1e-10)
+    np.testing.assert_array_equal(rolled[:, 3:], pose[:, 3:])  # body joints are relative to their parents
+    # a camera point rotated by the same roll projects to the image point rolled about the principal point
+    points = np.c_[rng.uniform(-1, 1, (20, 2)), rng.uniform(3, 6, 20)]  # (20, 3) m, camera frame
+    focal, principal = 1200.0, np.array([960.0, 540.0])
+    uv = focal * points[:, :2] / points[:, 2:] + principal
+    uv_rolled_3d = focal * roll.apply(points)[:, :2] / points[:, 2:] + principal
+    kp = torch.from_numpy(np.c_[(uv - principal) / 960.0, np.full(20, 0.7)])  # centred on the principal point
+    kp_rolled = roll_keypoints_2d(kp, angle).numpy()
+    np.testing.assert_allclose(kp_rolled[:, :2] * 960.0 + principal, uv_rolled_3d, atol=1e-9)
+    assert np.all(kp_rolled[:, 2] == 0.7)  # the confidence is not a coordinate

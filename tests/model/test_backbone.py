@@ -96,3 +96,43 @@ def test_input_checks() -> None:
         model(torch.randn(1, 4, 17, 2))
     two = Backbone(**{**TINY, "in_channels": 2})
     assert two(torch.randn(1, 4, 17, 2)).shape == (1, 4, 17, 32)
+
+
+def test_clip_centered_2d_matches_weighted_statistics_and_is_invariant() -> None:
+    from lib.model.backbone import clip_centered_2d
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(size=(2, 5, 17, 2)), rng.uniform(0, 1, size=(2, 5, 17, 1))], axis=-1)
+    x[0, 1, 3, 2] = 0.0  # a missing joint: weight 0, whatever its coordinates
+    x[0, 1, 3, :2] = 50.0
+    out = clip_centered_2d(torch.from_numpy(x)).numpy()
+    for n in range(2):  # hand-worked, per clip
+        w = x[n, ..., 2:].reshape(-1, 1)
+        xy = x[n, ..., :2].reshape(-1, 2)
+        centre = (w * xy).sum(0) / w.sum()
+        scale = np.sqrt((w * (xy - centre) ** 2).sum() / w.sum())
+        np.testing.assert_allclose(out[n, ..., :2].reshape(-1, 2), (xy - centre) / scale, rtol=1e-10)
+    np.testing.assert_array_equal(out[..., 2], x[..., 2])
+    # where the person stands, the canvas and the camera distance do not matter
+    moved = x.copy()
+    moved[..., :2] = moved[..., :2] * 0.37 + np.array([0.6, -0.2])
+    np.testing.assert_allclose(clip_centered_2d(torch.from_numpy(moved)).numpy(), out, atol=1e-10)
+    # without confidence every joint weighs 1
+    xy_only = torch.from_numpy(x[..., :2])
+    flat = x[..., :2].reshape(2, -1, 2)
+    expected = (flat - flat.mean(1, keepdims=True)) / np.sqrt(((flat - flat.mean(1, keepdims=True)) ** 2)
+                                                              .sum(-1).mean(1))[:, None, None]
+    np.testing.assert_allclose(clip_centered_2d(xy_only).numpy().reshape(2, -1, 2), expected, rtol=1e-10)
+
+
+def test_backbone_with_clip_input_norm_ignores_translation_and_scale() -> None:
+    torch.manual_seed(0)
+    model = Backbone(**TINY, partitions=(LABEL1,), input_norm="clip").eval()
+    x = torch.randn(2, 8, 17, 3)
+    x[..., 2] = x[..., 2].abs()
+    moved = x.clone()
+    moved[..., :2] = moved[..., :2] * 2.5 + 0.3
+    torch.testing.assert_close(model(moved), model(x), atol=1e-5, rtol=1e-5)
+    canvas = Backbone(**TINY, partitions=(LABEL1,)).eval()
+    canvas.load_state_dict(model.state_dict())
+    assert not torch.allclose(canvas(moved), canvas(x), atol=1e-3)

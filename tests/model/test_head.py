@@ -139,3 +139,25 @@ def test_smoother_taps_are_learnable_and_rejects_even_kernels() -> None:
     np.testing.assert_allclose(head.smoother.weight.sum(-1).detach().numpy(), 1.0, atol=1e-6)
     with pytest.raises(ValueError, match="odd and >= 3"):
         PriorSmoother(144, 4)
+
+
+def test_layer_norm_head_has_no_batch_statistics() -> None:
+    """With ``norm="layer"`` a clip's output does not depend on the other clips of its batch, in
+    training mode too (BatchNorm's does), and the head keeps no running statistics."""
+    feat, init_rot, init_shape = _inputs(4)
+    torch.manual_seed(0)
+    heads = {norm: RefineHead(J, C, HIDDEN, dropout=0.0, norm=norm).train() for norm in ("batch", "layer")}
+    for head in heads.values():
+        torch.nn.init.normal_(head.head_pose.weight, std=0.01)  # a trained head: the residual is not zero
+    alone = heads["layer"](feat[:1], init_rot[:1], init_shape[:1])[0]
+    together = heads["layer"](feat, init_rot, init_shape)[0][:1]
+    torch.testing.assert_close(alone, together, atol=1e-6, rtol=1e-6)
+    assert not torch.allclose(heads["batch"](feat[:1], init_rot[:1], init_shape[:1])[0],
+                              heads["batch"](feat, init_rot, init_shape)[0][:1], atol=1e-4)
+    assert not any("running" in name for name, _ in heads["layer"].named_buffers())
+    # per frame: LayerNorm over the hidden channels of each frame (numpy reference)
+    x = torch.randn(2, HIDDEN, 5)
+    ref = x.numpy().transpose(0, 2, 1)
+    ref = (ref - ref.mean(-1, keepdims=True)) / np.sqrt(ref.var(-1, keepdims=True) + 1e-5)
+    torch.testing.assert_close(heads["layer"].bn1(x), torch.from_numpy(ref.transpose(0, 2, 1)).float(),
+                               atol=1e-5, rtol=1e-5)

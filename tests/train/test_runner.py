@@ -47,7 +47,8 @@ def test_training_writes_every_artefact(trained: tuple[Path, Path]) -> None:
     assert latest["epoch"] == 2 and not any(k.startswith("module.") for k in latest["model"])
     assert not any("v_template" in k or "shapedirs" in k for k in latest["model"])  # no SMPL arrays
     history = json.loads((out / "history.json").read_text())
-    assert [h["epoch"] for h in history] == [1, 2] and "loss_pose" in history[0]["train"]
+    assert [h["epoch"] for h in history] == [0, 1, 2] and "loss_pose" in history[1]["train"]
+    assert history[0]["train"] == {} and "pw3d" in history[0]["val"]  # the untrained start, validated
     metrics = json.loads((out / "metrics_pw3d.json").read_text())
     assert metrics["epoch"] == latest["best_epoch"]
 
@@ -101,8 +102,8 @@ def test_resume_after_sigkill_mid_epoch(trained: tuple[Path, Path], tmp_path: Pa
     assert not list(out.glob(".*.tmp"))  # temp files of a killed save are removed at start-up
     full = json.loads((out_full / "history.json").read_text())
     resumed = json.loads((out / "history.json").read_text())
-    assert [h["epoch"] for h in resumed] == [1, 2]
-    assert full[1]["val"] == resumed[1]["val"]
+    assert [h["epoch"] for h in resumed] == [0, 1, 2]
+    assert full[2]["val"] == resumed[2]["val"]
 
 
 def test_zero_learning_rate_keeps_input_metrics(tmp_path: Path, data_root: Path, tiny_config, seed_command) -> None:
@@ -177,3 +178,34 @@ def test_non_finite_loss_stops_with_names(tmp_path: Path, data_root: Path, monke
     err = capsys.readouterr().err
     assert "non-finite loss (loss_pose, total) at epoch 1, pass h36m, batch 0, sequences S" in err
     assert not (tmp_path / "nan" / "latest_epoch.bin").exists()
+
+
+def test_training_that_never_beats_the_start_returns_epoch_0(tmp_path: Path, data_root: Path, tiny_config,
+                                                              seed_command, caplog: pytest.LogCaptureFixture) -> None:
+    """A learning rate large enough to wreck the model: best_epoch.bin keeps the untrained weights."""
+    from lib.deploy.model_io import load_refiner_from_checkpoint
+
+    cfg = tiny_config(tmp_path, "train_h36m", data_root, lr_backbone=0.5, lr_head=0.5, epochs=2)
+    out = tmp_path / "diverge"
+    with caplog.at_level("INFO"):
+        assert main(seed_command(cfg, out)) == 0
+    history = json.loads((out / "history.json").read_text())
+    start = history[0]["val"]["h36m"]["refined"]["mpjpe"]
+    assert [h["epoch"] for h in history] == [0, 1, 2]
+    assert all(h["val"]["h36m"]["refined"]["mpjpe"] > start + 1.0 for h in history[1:])  # training made it worse
+    best = ck.read_checkpoint(out / "best_epoch.bin")
+    assert best["epoch"] == 0 and best["best_epoch"] == 0 and best["best_metric"] == pytest.approx(start)
+    assert ck.read_checkpoint(out / "latest_epoch.bin")["epoch"] == 2
+    # the saved weights are the untrained ones: the same seed builds the same initial model
+    from lib.config.cli import load_configs
+    from lib.model.build import build_model
+    from lib.train.cli import build_parser
+
+    task_cfg, hyper_cfg, options = load_configs(build_parser().parse_args(seed_command(cfg, out)))
+    torch.manual_seed(0)
+    fresh = build_model(task_cfg, hyper_cfg, options).state_dict()
+    for key, value in best["model"].items():
+        torch.testing.assert_close(value, fresh[key], msg=key)
+    assert json.loads((out / "metrics_h36m.json").read_text())["epoch"] == 0
+    assert "no epoch beat the untrained start" in caplog.text
+    load_refiner_from_checkpoint(out / "best_epoch.bin")  # a complete checkpoint that loads
