@@ -60,6 +60,7 @@ class TaskConfig:
     weight_decay: float = 0.01
     lr_decay: float = 0.98             # StepLR gamma, stepped once per epoch
     clip_grad: float = 0.0             # max global gradient norm (0: no clipping, the original)
+    warmup_steps: int = 0              # linear learning-rate warm-up over the first optimizer steps (0: none)
     quickdebug: bool = False           # stop after one epoch
     num_workers: int = 2               # DataLoader worker processes
     log: str = "run_mesh"
@@ -185,7 +186,7 @@ def _check_values(cfg: TaskConfig) -> None:
     for key in positive:
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{src}: key '{key}' = {getattr(cfg, key)}; expected an integer >= 1")
-    for key in ("warmup_h36m", "warmup_coco", "num_workers"):
+    for key in ("warmup_h36m", "warmup_coco", "num_workers", "warmup_steps"):
         if getattr(cfg, key) < 0:
             raise ConfigError(f"{src}: key '{key}' = {getattr(cfg, key)}; expected an integer >= 0")
     if cfg.num_joints != 17:

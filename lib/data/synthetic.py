@@ -1,12 +1,17 @@
 """A complete synthetic ``data_root`` in the real formats: SMPL stand-in, regressors, the three mesh pickles.
 
-    python -m lib.data.synthetic --out data/demo --preset demo
+    python -m lib.data.synthetic --out data/demo --preset demo [--style b]
 
 writes what a real ``data/mesh`` holds (see ``data/mesh/README.md``): the SMPL stand-in and its joint
 regressors (``lib.body.synthetic.write_smpl_assets``, chumpy-style form) and
 ``mesh_det_h36m_w_hybrik_pred.pkl``, ``mesh_det_coco_w_hybrik_pred.pkl``,
 ``mesh_det_pw3d_w_hybrik_pred_hr48_w.pkl`` with MotionBERT's keys, shapes and dtypes. The output is a
 pure function of (seed, preset): same seed, same bytes.
+
+This docstring describes style "a" (the default). ``style="b"`` (``lib.data.synthetic_style_b``, imported
+on use) writes the same files with every convention drawn differently (SMPL stand-in, motion families,
+frame rates, cameras and image sizes, detector and HybrIK noise models, axis-angle representation);
+see that module's docstring.
 
 Motion (ground truth)
     Each sequence is a chain of 2-4 s segments, each one activity, cross-faded over 0.5 s:
@@ -701,20 +706,31 @@ def _write_pickle(obj: Any, path: Path) -> None:
         raise
 
 
-def generate_data_root(out_dir: str | Path, seed: int = 0, preset: str = "tiny") -> dict[str, Any]:
+STYLES = ("a", "b")
+
+
+def generate_data_root(out_dir: str | Path, seed: int = 0, preset: str = "tiny", style: str = "a") -> dict[str, Any]:
     """Write a complete synthetic ``data_root`` (see the module docstring).
 
     Args:
         out_dir: folder to write into (created if missing; existing files of the same names are replaced).
-        seed: the only source of randomness; same seed and preset -> same bytes.
+        seed: the only source of randomness; same seed, preset and style -> same bytes.
         preset: ``"tiny"`` (tests) or ``"demo"`` (the embedded demo).
+        style: ``"a"`` (this module) or ``"b"`` (``lib.data.synthetic_style_b``: other conventions).
     Returns:
-        ``{"out_dir", "seed", "preset", "files": [names], "datasets": {name: {"file", "fps",
-        "train": {"frames", "sequences", "seconds"}, "test": {...}}}}``.
+        ``{"out_dir", "seed", "preset", "style", "files": [names], "datasets": {name: {"file", "fps",
+        "train": {"frames", "sequences", "seconds"}, "test": {...}}}}``; style b's ``fps`` is the sorted
+        tuple of the frame rates it used.
     """
     from lib.body.smpl import BodyModel                      # the SMPL boundary; imported on use
     from lib.body.synthetic import write_smpl_assets
 
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {list(STYLES)}, got {style!r}")
+    if style == "b":
+        from lib.data import synthetic_style_b               # imports this module: only on use, no cycle
+
+        return synthetic_style_b.generate_data_root(out_dir, seed=seed, preset=preset)
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
     sizes = PRESETS[preset]
@@ -723,7 +739,8 @@ def generate_data_root(out_dir: str | Path, seed: int = 0, preset: str = "tiny")
     smpl_files = write_smpl_assets(out, seed=seed, forms=("chumpy",))
     body_model = BodyModel(out).eval()
 
-    summary: dict[str, Any] = {"out_dir": str(out), "seed": seed, "preset": preset, "datasets": {}}
+    summary: dict[str, Any] = {"out_dir": str(out), "seed": seed, "preset": preset, "style": style,
+                               "datasets": {}}
     builders = {
         "h36m": lambda split: _h36m_takes(seed, split, getattr(sizes, f"h36m_{split}")),
         "pw3d": lambda split: _pw3d_takes(seed, split, getattr(sizes, f"pw3d_{split}")),
@@ -749,6 +766,9 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
     parser.add_argument("--preset", type=str, default="demo", choices=sorted(PRESETS),
                         help="size: 'tiny' for tests, 'demo' for the embedded demo")
+    parser.add_argument("--style", type=str, default="a", choices=STYLES,
+                        help="'a' (default) or 'b': the same formats with other conventions "
+                             "(lib/data/synthetic_style_b.py)")
     return parser.parse_args(argv)
 
 
@@ -756,14 +776,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """CLI: generate and print a short summary."""
     args = _parse_args(argv)
     start = time.perf_counter()
-    summary = generate_data_root(args.out, seed=args.seed, preset=args.preset)
+    summary = generate_data_root(args.out, seed=args.seed, preset=args.preset, style=args.style)
     elapsed = time.perf_counter() - start
-    print(f"synthetic data_root '{args.preset}' (seed {args.seed}) written to {summary['out_dir']} "
-          f"in {elapsed:.1f} s")
+    print(f"synthetic data_root '{args.preset}' (seed {args.seed}, style {args.style}) written to "
+          f"{summary['out_dir']} in {elapsed:.1f} s")
     for dataset, info in summary["datasets"].items():
         parts = [f"{split} {info[split]['frames']} frames / {info[split]['sequences']} "
                  f"{'images' if dataset == 'coco' else 'sequences'}" for split in ("train", "test")]
-        rate = "" if dataset == "coco" else f" @ {info['fps']:g} Hz"
+        fps = info["fps"] if isinstance(info["fps"], (tuple, list)) else (info["fps"],)
+        rate = "" if dataset == "coco" else f" @ {'/'.join(f'{x:g}' for x in fps)} Hz"
         print(f"  {info['file']}: {', '.join(parts)}{rate}")
     print(f"  files: {', '.join(summary['files'])}")
     return summary

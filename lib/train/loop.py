@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -42,6 +43,41 @@ class PassStats:
         return {k: v / max(self.clips, 1) for k, v in self.sums.items()}
 
 
+def optimizer_steps(optimizer: torch.optim.Optimizer) -> int:
+    """Steps the optimizer has taken (Adam's per-parameter ``step`` of its first trained parameter;
+    saved and restored with the optimizer's state, so a resumed run continues the count)."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            state = optimizer.state.get(param)
+            if state and "step" in state:
+                return int(state["step"])
+    return 0
+
+
+@contextmanager
+def warmup_lr(optimizer: torch.optim.Optimizer, warmup_steps: int):
+    """Linear learning-rate warm-up: step k (0-based) of the first ``warmup_steps`` runs at
+    (k + 1) / warmup_steps of each group's scheduled rate; the scheduled rates are restored after.
+
+    Why: Adam's first updates have size ~lr whatever the gradient, and the refine head's last layer is
+    zero-initialised with a fan-in of 2 x hidden_dim x 5 non-negative (ReLU) inputs, so a full-rate
+    first step moves its output (the 6D pose residual) by ~lr x fan-in x mean activation at once.
+    """
+    step = optimizer_steps(optimizer)
+    if warmup_steps <= 0 or step >= warmup_steps:
+        yield
+        return
+    scheduled = [group["lr"] for group in optimizer.param_groups]
+    factor = (step + 1) / warmup_steps
+    for group in optimizer.param_groups:
+        group["lr"] = group["lr"] * factor
+    try:
+        yield
+    finally:
+        for group, lr in zip(optimizer.param_groups, scheduled):
+            group["lr"] = lr
+
+
 def move(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
     """Tensors of a batch onto ``device`` (non-tensor entries unchanged)."""
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
@@ -58,7 +94,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable[Mapping[str, Any]], optim
         loader: batches of ``pose2d (N,T,17,C)``, ``gt_pose``/``hybrik_pose (N,T,72)`` rad,
             ``gt_shape``/``hybrik_shape (N,T,10)``, ``frame_index (N,T)``.
         body: ``BodyModel`` on ``device`` for the ground-truth meshes (computed batched, in the step).
-        loss_cfg: a ``TaskConfig`` (its ``lambda_*`` weights and ``loss_type``).
+        loss_cfg: a ``TaskConfig`` (its ``lambda_*`` weights, ``loss_type``, ``clip_grad``, ``warmup_steps``).
         describe_batch: optional ``f(batch) -> str`` naming the sequences of a batch for error messages.
         scaler, autocast_dtype: mixed precision on CUDA (both None on CPU; bf16 needs no scaler).
         dist_info: under torchrun, the loss check is agreed by all processes and the returned stats are
@@ -90,19 +126,20 @@ def train_one_epoch(model: nn.Module, loader: Iterable[Mapping[str, Any]], optim
             raise NonFiniteLossError(f"non-finite loss ({', '.join(bad)}) at epoch {epoch + 1}, pass {pass_name}, "
                                      f"batch {step}, sequences {where}; check these inputs or lower the learning rate")
         optimizer.zero_grad(set_to_none=True)
-        clip = float(getattr(loss_cfg, "clip_grad", 0.0))
-        if scaler is not None:
-            scaler.scale(total).backward()
-            if clip > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            total.backward()
-            if clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            optimizer.step()
+        clip = loss_cfg.clip_grad
+        with warmup_lr(optimizer, loss_cfg.warmup_steps):
+            if scaler is not None:
+                scaler.scale(total).backward()
+                if clip > 0:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                total.backward()
+                if clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+                optimizer.step()
         n = batch["pose2d"].shape[0]
         stats.add({k: v.detach() for k, v in losses.items()}, n)
         elapsed = time.perf_counter() - start

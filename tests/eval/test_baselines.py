@@ -248,3 +248,27 @@ def test_the_one_euro_projection_is_project_to_so3(rng):
     mats = rng.normal(size=(50, 3, 3))  # about half with det < 0: the reflection fix is exercised
     expected = project_to_so3(torch.from_numpy(mats)).numpy()
     np.testing.assert_allclose(_project_small(mats), expected, atol=1e-12)
+
+
+def test_gaussian_filter_matches_scipy_inside_and_renormalises_at_the_ends() -> None:
+    from scipy.ndimage import gaussian_filter1d
+
+    from lib.eval.baselines import Gaussian, gaussian_filter, gaussian_rotations
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, 3, 2))
+    sigma = 2.0
+    out = gaussian_filter(x, sigma)
+    half = 6  # ceil(3 sigma)
+    ref = gaussian_filter1d(x, sigma, axis=0, truncate=3.0, mode="constant")
+    np.testing.assert_allclose(out[half:-half], ref[half:-half], atol=1e-12)
+    taps = np.exp(-0.5 * (np.arange(0, half + 1) / sigma) ** 2)  # frame 0 sees offsets 0..6 only
+    np.testing.assert_allclose(out[0], (taps[:, None, None] * x[:half + 1]).sum(0) / taps.sum(), atol=1e-12)
+    np.testing.assert_allclose(gaussian_filter(np.ones((5, 2)), 4.0), 1.0)  # a constant passes unchanged
+    rot = Rotation.from_rotvec(rng.normal(scale=0.3, size=(30 * 24, 3))).as_matrix().reshape(30, 24, 3, 3)
+    smooth = Gaussian(1.5).apply(rot, fps=30.0)
+    np.testing.assert_allclose(smooth @ np.swapaxes(smooth, -1, -2), np.broadcast_to(np.eye(3), smooth.shape),
+                               atol=1e-9)
+    np.testing.assert_allclose(smooth, gaussian_rotations(rot, 1.5))
+    with pytest.raises(ValueError, match="sigma"):
+        Gaussian(0.0)
