@@ -42,6 +42,8 @@ class TaskConfig:
     sample_stride: int = 2             # temporal subsampling of every per-frame array
     flip: bool = True                  # random flip in training, flip averaging at evaluation
     rotate_deg: float = 0.0            # training: random camera roll in [-rotate_deg, rotate_deg] (2D + global orientation)
+    hybrik_noise_deg: float = 0.0      # training: extra white + drifting noise on HybrIK's input rotations, max std per axis
+    drop_2d: float = 0.0               # training: max fraction of 2D joints dropped (confidence 0)
     no_conf: bool = False              # drop the 2D confidence channel from the input
     eval_root: Literal["pelvis", "mid_hip"] = "pelvis"   # root of the evaluation protocol
     # --- schedule -----------------------------------------------------------------------------
@@ -199,6 +201,13 @@ def _check_values(cfg: TaskConfig) -> None:
                           "integer >= 3 (frames of the learnable filter of HybrIK's pose)")
     if not 0.0 <= cfg.rotate_deg <= 180.0:
         raise ConfigError(f"{src}: key 'rotate_deg' = {cfg.rotate_deg}; expected degrees in [0, 180]")
+    if not 0.0 <= cfg.hybrik_noise_deg <= 90.0:
+        raise ConfigError(f"{src}: key 'hybrik_noise_deg' = {cfg.hybrik_noise_deg}; expected degrees in [0, 90]")
+    if not 0.0 <= cfg.drop_2d < 1.0:
+        raise ConfigError(f"{src}: key 'drop_2d' = {cfg.drop_2d}; expected a fraction in [0, 1)")
+    if cfg.drop_2d > 0 and cfg.no_conf:
+        raise ConfigError(f"{src}: key 'drop_2d' = {cfg.drop_2d} needs the confidence channel, but 'no_conf' is "
+                          "true; set drop_2d: 0 or no_conf: false")
     if cfg.dim_rep % cfg.num_heads:
         raise ConfigError(f"{src}: key 'dim_rep' = {cfg.dim_rep} is not divisible by 'num_heads' = {cfg.num_heads}")
     if not 0.0 <= cfg.dropout < 1.0:

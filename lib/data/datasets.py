@@ -35,7 +35,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from lib.config.task import TaskConfig
-from lib.data import keypoints2d, schema
+from lib.data import augment, keypoints2d, schema
 from lib.data.clips import (
     Span,
     WindowPlan,
@@ -73,6 +73,7 @@ POSE_ITEM_KEYS = ("gt_pose", "hybrik_pose")  # flipped by the augmentation; beta
 ITEM_KEYS = ("pose2d", *SMPL_ITEM_KEYS, "frame_index")
 
 FLIP_PROBABILITY = 0.5
+_CORRUPTION_STREAM = 1  # extra seed word: the corruptions never share draws with the flip and roll
 # COCO is a set of single images: each image is its own clip, and every image is kept.
 COCO_CLIP_LEN = 1
 COCO_DATA_STRIDE = 1
@@ -200,7 +201,11 @@ class TrainClipDataset(Dataset):
     the GT and HybrIK global orientations by the same rotation (``roll_smpl_axis_angle``), so the
     refiner cannot tie its corrections to the few camera orientations of a small training set.
 
-    Randomness: the flip and roll of item ``i`` in epoch ``e`` are drawn from
+    Corruptions (``lib.data.augment``; ``hybrik_noise_deg`` > 0, ``drop_2d`` > 0): HybrIK's input pose
+    gets extra white + drifting rotation noise of a random level up to ``hybrik_noise_deg`` per axis
+    (the GT is untouched), and up to a fraction ``drop_2d`` of the 2D joints lose their detection.
+
+    Randomness: the flip, roll and corruptions of item ``i`` in epoch ``e`` are drawn from
     ``numpy.random.default_rng([seed, e, i])``, a function of (seed, epoch, index) only, so it does
     not depend on the number of DataLoader workers, on which worker loads the item, or on the order
     of loading. Call ``set_epoch(e)`` before creating each epoch's DataLoader iterator (workers copy
@@ -214,10 +219,13 @@ class TrainClipDataset(Dataset):
         flip: enable the random flip.
         seed: base seed of the augmentation.
         rotate_deg: the largest camera roll, degrees (0: none).
+        hybrik_noise_deg: the largest per-axis std of the extra HybrIK noise, degrees (0: none).
+        drop_2d: the largest fraction of dropped 2D joints (0: none).
     """
 
     def __init__(self, split: MeshSplit, clip_len: int, data_stride: int, sample_stride: int,
-                 flip: bool, seed: int, rotate_deg: float = 0.0) -> None:
+                 flip: bool, seed: int, rotate_deg: float = 0.0, hybrik_noise_deg: float = 0.0,
+                 drop_2d: float = 0.0) -> None:
         self.split = split
         self.clip_len = clip_len
         self.data_stride = data_stride
@@ -225,6 +233,8 @@ class TrainClipDataset(Dataset):
         self.flip = flip
         self.seed = seed
         self.rotate_deg = rotate_deg
+        self.hybrik_noise_deg = hybrik_noise_deg
+        self.drop_2d = drop_2d
         self.epoch = 0
         kept = subsample_indices(split.spans, sample_stride)  # (F',) split rows
         clips = train_clips(subsampled_spans(split.spans, sample_stride), clip_len, data_stride)
@@ -253,7 +263,12 @@ class TrainClipDataset(Dataset):
         return self.augmentation(index)[0]
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
-        item = _to_tensors(self.split.take(self.clip_rows[index]))
+        arrays = self.split.take(self.clip_rows[index])
+        if self.hybrik_noise_deg > 0 or self.drop_2d > 0:
+            rng = np.random.default_rng([self.seed, self.epoch, int(index), _CORRUPTION_STREAM])
+            arrays["hybrik_pose"] = augment.corrupt_pose(arrays["hybrik_pose"], rng, self.hybrik_noise_deg)
+            arrays["pose2d"] = augment.drop_keypoints(arrays["pose2d"], rng, self.drop_2d)
+        item = _to_tensors(arrays)
         flipped, angle = self.augmentation(index)
         if flipped:
             item["pose2d"] = flip_h36m_keypoints(item["pose2d"])
@@ -462,16 +477,17 @@ def build_train_sets(cfg: TaskConfig, seed: int, files: MeshFiles | None = None)
     ``cfg.flip`` and ``seed``. Pass ``files`` to share loaded pickles with the evaluation splits.
     """
     files = files if files is not None else MeshFiles(cfg)
+    augment_kwargs = dict(rotate_deg=cfg.rotate_deg, hybrik_noise_deg=cfg.hybrik_noise_deg, drop_2d=cfg.drop_2d)
     sets: dict[str, TrainClipDataset] = {}
     if cfg.dt_file_h36m is not None and cfg.warmup_h36m > 0:
         sets["h36m"] = TrainClipDataset(files.split("h36m", "train"), cfg.clip_len, cfg.data_stride,
-                                        cfg.sample_stride, cfg.flip, seed, cfg.rotate_deg)
+                                        cfg.sample_stride, cfg.flip, seed, **augment_kwargs)
     if cfg.dt_file_coco is not None and cfg.warmup_coco > 0:
         sets["coco"] = TrainClipDataset(files.split("coco", "train"), COCO_CLIP_LEN, COCO_DATA_STRIDE,
-                                        COCO_SAMPLE_STRIDE, cfg.flip, seed, cfg.rotate_deg)
+                                        COCO_SAMPLE_STRIDE, cfg.flip, seed, **augment_kwargs)
     if cfg.train_pw3d:
         sets["pw3d"] = TrainClipDataset(files.split("pw3d", "train"), cfg.clip_len, cfg.data_stride,
-                                        cfg.sample_stride, cfg.flip, seed, cfg.rotate_deg)
+                                        cfg.sample_stride, cfg.flip, seed, **augment_kwargs)
     return sets
 
 

@@ -24,7 +24,8 @@ Motion (ground truth)
     * squat: cycles (period 2-3.5 s) of hip flexion 35-65 deg, knee twice that, ankle keeping the foot
       flat, trunk lean, arms forward; the pelvis drops by leg length x (1 - cos hip flexion).
     Every sequence has its own speed, amplitudes, phases, start heading and position, a resting posture
-    (arms down 70-78 deg, elbows 8-20 deg) and slow sway of spine and head (sums of sinusoids, 0.1-0.5 Hz).
+    (arms down 70-78 deg, elbows 8-60 deg) and slow sway of spine, head, elbows and wrists (sums of sinusoids,
+    0.1-0.5 Hz).
     Euler angles (intrinsic XYZ in each joint's rest frame, right side mirrored) are clipped to joint
     limits (``JOINT_LIMITS_DEG``). GT betas ~ N(0, 0.7^2) per person (H36M: per subject, shared by all
     of the subject's sequences; 3DPW: per track; COCO: per image).
@@ -130,6 +131,12 @@ HOME_GAIN_RAD_S = 1.2
 HOME_RADIUS_M = (0.5, 1.5)        # steering towards the stage centre ramps up between these distances
 LEG_LENGTH_M = 0.85               # hip to ankle, for the squat's pelvis drop
 SWAY_FREQ_HZ = (0.1, 0.5)
+# Arms at rest: elbow flexion per sequence, then slow elbow and wrist sway (std). A first version kept the
+# elbows at 8-20 deg and the wrists still: a refiner trained on it had never seen a bent arm and broke
+# the arms of another generator's people (wrist MPJPE 115 -> 300 mm; issue 14).
+REST_ELBOW_DEG = (8.0, 60.0)
+ELBOW_SWAY_DEG = 15.0
+WRIST_SWAY_DEG = 15.0
 
 # --- cameras ---------------------------------------------------------------------------------------
 # Human3.6M's real intrinsics (focal x, y; principal point) and our azimuth of each camera around the stage.
@@ -343,11 +350,14 @@ def _rest_posture(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
     """Arms down, soft elbows and knees, per-sequence offsets and slow sway; (F, 24, 3) deg."""
     e = np.zeros((len(t), SMPL_NUM_JOINTS, 3))
     _set_side(e, "shoulder", -rng.uniform(70, 78), -rng.uniform(70, 78), 2)
-    _set_side(e, "elbow", -rng.uniform(8, 20), -rng.uniform(8, 20), 1)
+    _set_side(e, "elbow", -rng.uniform(*REST_ELBOW_DEG), -rng.uniform(*REST_ELBOW_DEG), 1)
     _set_side(e, "knee", 3.0, 3.0, 0)
     e[:, _J["spine1"], 0] += rng.uniform(-4, 4)
     for name, std in (("spine1", 1.5), ("spine2", 1.5), ("spine3", 1.5), ("neck", 4.0), ("head", 6.0)):
         e[:, _J[name]] += smooth_noise(rng, t, (3,), std, SWAY_FREQ_HZ)
+    for side in ("left", "right"):   # forearms and hands are never still
+        e[:, _J[f"{side}_elbow"], 1] += smooth_noise(rng, t, (), ELBOW_SWAY_DEG, SWAY_FREQ_HZ)
+        e[:, _J[f"{side}_wrist"]] += smooth_noise(rng, t, (3,), WRIST_SWAY_DEG, SWAY_FREQ_HZ)
     return e
 
 

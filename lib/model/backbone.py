@@ -38,13 +38,14 @@ def clip_centered_2d(x: Tensor) -> Tensor:
     motion inside the clip is kept); a confidence channel (C = 3) passes unchanged and weights both
     statistics (C = 2: all joints weigh 1). The result no longer depends on where the person stands in
     the image, on the canvas the pixels were normalised with (a 1080 x 1920 portrait frame on a
-    1920 x 1920 canvas, a COCO image of any size) or on the distance to the camera.
+    1920 x 1920 canvas, a COCO image of any size) or on the distance to the camera. A joint of
+    confidence 0 (not detected) is put at the centroid: its coordinates carry nothing (C = 3 only).
     """
     xy = x[..., :2]  # (N, T, J, 2)
     weight = x[..., 2:3].clamp_min(0.0) if x.shape[-1] > 2 else torch.ones_like(x[..., :1])  # (N, T, J, 1)
     total = weight.sum(dim=(1, 2), keepdim=True).clamp_min(_CLIP_WEIGHT_EPS)  # (N, 1, 1, 1)
     centre = (weight * xy).sum(dim=(1, 2), keepdim=True) / total  # (N, 1, 1, 2)
-    offset = xy - centre
+    offset = (xy - centre) * (weight > 0)  # a joint without a detection (confidence 0) sits at the centre
     spread = ((weight * offset.square()).sum(dim=(1, 2, 3), keepdim=True) / total).sqrt()  # (N, 1, 1, 1)
     return torch.cat([offset / spread.clamp_min(_CLIP_SCALE_EPS), x[..., 2:]], dim=-1)
 

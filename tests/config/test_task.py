@@ -43,8 +43,22 @@ def test_original_values(name: str, expected: dict) -> None:
     # Shared by all four originals (ehgformer_mesh.md 2.1), including the keys the original hard-coded.
     assert (cfg.dim_rep, cfg.depth, cfg.num_heads, cfg.mlp_ratio, cfg.maxlen, cfg.hidden_dim) == (128, 6, 8, 2.0, 243, 1024)
     assert (cfg.clip_len, cfg.data_stride, cfg.sample_stride, cfg.dropout) == (16, 8, 2, 0.1)
-    assert (cfg.lambda_3d, cfg.lambda_3dv, cfg.lambda_pose, cfg.lambda_shape, cfg.lambda_norm) == (0.5, 10, 1000, 1, 20)
+    assert (cfg.lambda_3d, cfg.lambda_3dv, cfg.lambda_pose, cfg.lambda_shape) == (0.5, 10, 1000, 1)
     assert cfg.no_conf is False and cfg.loss_type == "L1" and cfg.flip is True
+    # Changed from the original for learning that transfers (issue 14, docs/differences.md), as the demo.
+    assert _TRANSFER_RECIPE.items() <= _values(cfg).items()
+
+
+_TRANSFER_RECIPE = dict(lambda_norm=0, smooth_kernel=15, head_norm="layer", input_norm="clip", rotate_deg=30,
+                        warmup_steps=100, hybrik_noise_deg=5, drop_2d=0.1)
+
+
+def _values(cfg) -> dict:
+    return {key: getattr(cfg, key) for key in _TRANSFER_RECIPE}
+
+
+def test_demo_uses_the_transfer_recipe() -> None:
+    assert _values(load_task_config(CONFIGS / "demo.yaml")) == _TRANSFER_RECIPE
 
 
 def test_ignored_keys_give_one_notice(caplog: pytest.LogCaptureFixture) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
+from scipy.spatial.transform import Rotation
 
 from lib.body.joint_names import H36M_LEFT, H36M_RIGHT, SMPL_FLIP_PAIRS
 from lib.data import schema
@@ -391,3 +392,28 @@ def test_camera_roll_turns_2d_and_both_global_orientations_together(data_root: P
             joints_b = smpl_targets(body, b[key][None], b[shape_key][None])["keypoint_3d"][0].double().numpy()
             np.testing.assert_allclose(joints_b, joints_a @ rz.T, atol=0.05)  # mm
     assert all(abs(x) <= np.radians(40.0) for x in angles) and len(set(angles)) == 4
+
+
+def test_corruptions_touch_only_hybriks_pose_and_the_2d_and_are_reproducible(data_root: Path) -> None:
+    from lib.data import augment
+
+    split = load_split(_cfg(data_root), "pw3d", "train")
+    kwargs = dict(clip_len=8, data_stride=8, sample_stride=1, flip=False, seed=5)
+    plain = TrainClipDataset(split, **kwargs)
+    noisy = TrainClipDataset(split, **kwargs, hybrik_noise_deg=8.0, drop_2d=0.3)
+    dropped = 0
+    for i in range(6):
+        a, b = plain[i], noisy[i]
+        for key in ("gt_pose", "gt_shape", "hybrik_shape", "frame_index"):
+            assert torch.equal(a[key], b[key])
+        # the item's own draws: seed, epoch, index and the corruption stream
+        rng = np.random.default_rng([5, 0, i, 1])
+        expected = augment.corrupt_pose(a["hybrik_pose"].numpy(), rng, 8.0)
+        np.testing.assert_allclose(b["hybrik_pose"].numpy(), expected, atol=1e-6)
+        assert np.abs(expected - a["hybrik_pose"].numpy()).max() > 1e-3
+        np.testing.assert_array_equal(b["pose2d"].numpy(), augment.drop_keypoints(a["pose2d"].numpy(), rng, 0.3))
+        dropped += int((b["pose2d"][..., 2] == 0).sum())
+    assert dropped > 0
+    first = noisy[0]["hybrik_pose"]
+    noisy.set_epoch(1)
+    assert not torch.equal(noisy[0]["hybrik_pose"], first)  # new draws every epoch

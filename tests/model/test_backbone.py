@@ -111,7 +111,9 @@ def test_clip_centered_2d_matches_weighted_statistics_and_is_invariant() -> None
         xy = x[n, ..., :2].reshape(-1, 2)
         centre = (w * xy).sum(0) / w.sum()
         scale = np.sqrt((w * (xy - centre) ** 2).sum() / w.sum())
-        np.testing.assert_allclose(out[n, ..., :2].reshape(-1, 2), (xy - centre) / scale, rtol=1e-10)
+        expected = np.where(w > 0, (xy - centre) / scale, 0.0)  # an undetected joint sits at the centre
+        np.testing.assert_allclose(out[n, ..., :2].reshape(-1, 2), expected, rtol=1e-10)
+    np.testing.assert_array_equal(out[0, 1, 3, :2], [0.0, 0.0])
     np.testing.assert_array_equal(out[..., 2], x[..., 2])
     # where the person stands, the canvas and the camera distance do not matter
     moved = x.copy()
