@@ -21,7 +21,7 @@ HYPER_YAML = REPO / "hyper_config" / "method2" / "manual_joint_label1.yaml"
 TASK_YAML = REPO / "configs" / "mesh" / "train_pw3d.yaml"
 TINY = {"dim_rep": 32, "depth": 1, "num_heads": 4, "hidden_dim": 64,
         "smooth_kernel": 5}  # the optional PriorSmoother too: its replicate Pad goes through the export
-PERTURB_STD = 0.02   # largest std of the random values given to zero-initialised parameters
+PERTURB_STD = 0.005  # largest std of the random values given to zero-initialised parameters
 PERTURB_GAIN = 0.5   # ... and at most this / sqrt(fan_in), so wide layers give moderate residuals
 
 
