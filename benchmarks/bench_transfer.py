@@ -73,20 +73,6 @@ def parse_changes(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def ensure_style_root(path: Path, style: str, preset: str, seed: int) -> Path:
-    """Generate the synthetic data_root of ``style`` unless a finished one (its manifest) is there."""
-    from lib.data.synthetic import generate_data_root
-
-    manifest = path / "synthetic_manifest.json"
-    if manifest.is_file():
-        return path
-    start = time.perf_counter()
-    summary = generate_data_root(path, seed=seed, preset=preset, style=style)
-    common.write_json(manifest, summary)
-    log.info("generated style %s data_root %s in %.1fs", style, path, time.perf_counter() - start)
-    return path
-
-
 def load_model_configs(config: Path, out: Path):
     from lib.config.cli import load_configs
     from lib.train.cli import build_parser as train_parser
@@ -214,8 +200,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     device = resolve_device(args.device)
     configs = {}
     for style in args.styles:
-        root = ensure_style_root(out / common.RUNS_DIR / f"data_{preset}_style_{style}_seed{args.data_seed}",
-                                 style, preset, args.data_seed)
+        root = common.ensure_data_root(out / common.RUNS_DIR / f"data_{preset}_style_{style}_seed{args.data_seed}",
+                                       preset=preset, seed=args.data_seed, style=style)
         sizes = common.QUICK_SIZES if args.quick else {}
         configs[style] = common.write_config(runs_dir / f"style_{style}.yaml", base=args.config,
                                              data_root=str(root), **{**sizes, **changes})

@@ -31,9 +31,6 @@ HYPER_CONFIG = REPO / "hyper_config" / "method2" / "manual_joint_label1.yaml"
 # The model flags of the seed commands (README): version 2, hypergraph partition 1, uniform bias.
 MODEL_FLAGS = ("--hyper_cfg", str(HYPER_CONFIG), "--hyper_relation_bias", "uniform", "--version", "2")
 DEFAULT_THREADS = 2
-MESH_PICKLES = ("mesh_det_h36m_w_hybrik_pred.pkl", "mesh_det_coco_w_hybrik_pred.pkl",
-                "mesh_det_pw3d_w_hybrik_pred_hr48_w.pkl")
-SMPL_FILE = "SMPL_NEUTRAL.pkl"
 # --quick: model, batch and schedule sizes swapped into a copy of the demo config (as the tests do).
 QUICK_SIZES = dict(dim_rep=16, depth=1, num_heads=2, hidden_dim=32, batch_size=8, batch_size_img=16,
                    clip_len=8, data_stride=8, num_workers=0, epochs=1, warmup_h36m=1, warmup_coco=1,
@@ -89,20 +86,20 @@ def results_dir(out: Path, quick: bool) -> Path:
     return path
 
 
-def ensure_data_root(data_root: Path, preset: str, seed: int = 0) -> Path:
-    """Generate the synthetic ``data_root`` unless its SMPL file and three pickles are all there."""
-    from lib.data.synthetic import generate_data_root
+def ensure_data_root(data_root: Path, preset: str, seed: int = 0, style: str = "a") -> Path:
+    """The synthetic ``data_root`` (``lib.data.synthetic.ensure_data_root``: reused when its manifest
+    matches the seed, preset, style and generator version, generated otherwise)."""
+    from lib.data.synthetic import ensure_data_root as ensure
 
-    data_root = Path(data_root)
-    if all((data_root / name).is_file() for name in (SMPL_FILE, *MESH_PICKLES)):
-        log.info("reusing the data_root %s", data_root)
-        return data_root
     start = time.perf_counter()
-    summary = generate_data_root(data_root, seed=seed, preset=preset)
-    log.info("generated the synthetic data_root %s (preset %s, seed %d) in %.1fs: %s", data_root, preset, seed,
-             time.perf_counter() - start, ", ".join(f"{k} test {v['test']['frames']} frames"
-                                                    for k, v in summary["datasets"].items()))
-    return data_root
+    summary, generated = ensure(data_root, seed=seed, preset=preset, style=style)
+    if not generated:
+        log.info("reusing the data_root %s", data_root)
+        return Path(data_root)
+    log.info("generated the synthetic data_root %s (preset %s, style %s, seed %d) in %.1fs: %s", data_root, preset,
+             style, seed, time.perf_counter() - start,
+             ", ".join(f"{k} test {v['test']['frames']} frames" for k, v in summary["datasets"].items()))
+    return Path(data_root)
 
 
 def write_config(path: Path, base: Path = DEMO_CONFIG, **changes: Any) -> Path:

@@ -30,18 +30,14 @@ def step(title: str) -> None:
 
 
 def ensure_data(data_root: Path, seed: int) -> None:
-    """Generate the synthetic data_root unless a complete one from the same seed is there."""
-    from lib.data.synthetic import generate_data_root
+    """Generate the synthetic data_root unless a complete one of this seed and generator version is there."""
+    from lib.data.synthetic import ensure_data_root
 
-    stamp = data_root / "synthetic_manifest.json"
-    if stamp.is_file():
-        manifest = json.loads(stamp.read_text())
-        if manifest.get("seed") == seed and manifest.get("preset") == "demo":
-            print(f"reusing {data_root} (seed {seed}, preset demo)")
-            return
     t0 = time.perf_counter()
-    summary = generate_data_root(data_root, seed=seed, preset="demo")
-    stamp.write_text(json.dumps(summary, indent=1, default=str))
+    summary, generated = ensure_data_root(data_root, seed=seed, preset="demo")
+    if not generated:
+        print(f"reusing {data_root} (seed {seed}, preset demo, generator version {summary['generator_version']})")
+        return
     for name, info in summary["datasets"].items():
         print(f"  {name}: train {info['train']['frames']} frames / {info['train']['sequences']} sequences, "
               f"test {info['test']['frames']} frames / {info['test']['sequences']} sequences")

@@ -78,6 +78,7 @@ Files, keys, dtypes
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import pickle
@@ -717,6 +718,10 @@ def _write_pickle(obj: Any, path: Path) -> None:
 
 
 STYLES = ("a", "b")
+# Bumped whenever a style's output for a given (seed, preset) changes, so a data_root written by an older
+# generator is recognised and rewritten (``ensure_data_root``). Style a, 2: rest arms bend (issue 14).
+GENERATOR_VERSIONS = {"a": 2, "b": 1}
+MANIFEST_FILE = "synthetic_manifest.json"  # written last: its presence marks a complete data_root
 
 
 def generate_data_root(out_dir: str | Path, seed: int = 0, preset: str = "tiny", style: str = "a") -> dict[str, Any]:
@@ -728,7 +733,7 @@ def generate_data_root(out_dir: str | Path, seed: int = 0, preset: str = "tiny",
         preset: ``"tiny"`` (tests) or ``"demo"`` (the embedded demo).
         style: ``"a"`` (this module) or ``"b"`` (``lib.data.synthetic_style_b``: other conventions).
     Returns:
-        ``{"out_dir", "seed", "preset", "style", "files": [names], "datasets": {name: {"file", "fps",
+        ``{"out_dir", "seed", "preset", "style", "generator_version", "files": [names], "datasets": {name: {"file", "fps",
         "train": {"frames", "sequences", "seconds"}, "test": {...}}}}``; style b's ``fps`` is the sorted
         tuple of the frame rates it used.
     """
@@ -740,7 +745,8 @@ def generate_data_root(out_dir: str | Path, seed: int = 0, preset: str = "tiny",
     if style == "b":
         from lib.data import synthetic_style_b               # imports this module: only on use, no cycle
 
-        return synthetic_style_b.generate_data_root(out_dir, seed=seed, preset=preset)
+        return {**synthetic_style_b.generate_data_root(out_dir, seed=seed, preset=preset),
+                "generator_version": GENERATOR_VERSIONS["b"]}
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
     sizes = PRESETS[preset]
@@ -750,7 +756,7 @@ def generate_data_root(out_dir: str | Path, seed: int = 0, preset: str = "tiny",
     body_model = BodyModel(out).eval()
 
     summary: dict[str, Any] = {"out_dir": str(out), "seed": seed, "preset": preset, "style": style,
-                               "datasets": {}}
+                               "generator_version": GENERATOR_VERSIONS[style], "datasets": {}}
     builders = {
         "h36m": lambda split: _h36m_takes(seed, split, getattr(sizes, f"h36m_{split}")),
         "pw3d": lambda split: _pw3d_takes(seed, split, getattr(sizes, f"pw3d_{split}")),
@@ -782,11 +788,47 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+
+def ensure_data_root(out_dir: str | Path, seed: int = 0, preset: str = "tiny", style: str = "a") -> tuple[dict[str, Any], bool]:
+    """The synthetic ``data_root`` at ``out_dir``, generated unless a complete one is there.
+
+    Complete means its ``MANIFEST_FILE`` (written last) names the same seed, preset, style and
+    ``GENERATOR_VERSIONS[style]``; anything else (no manifest, another seed, an older generator) is
+    rewritten. Returns ``(summary, generated)``: the manifest's contents and whether it was written now.
+    """
+    out = Path(out_dir)
+    manifest = out / MANIFEST_FILE
+    wanted = {"seed": seed, "preset": preset, "style": style, "generator_version": GENERATOR_VERSIONS.get(style)}
+    if manifest.is_file():
+        try:
+            summary = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            summary = {}
+        if {key: summary.get(key) for key in wanted} == wanted:
+            return summary, False
+    return write_data_root(out, seed=seed, preset=preset, style=style), True
+
+
+def write_data_root(out_dir: str | Path, seed: int = 0, preset: str = "tiny", style: str = "a") -> dict[str, Any]:
+    """``generate_data_root``, then its summary as ``MANIFEST_FILE`` (removed first, written last)."""
+    out = Path(out_dir)
+    (out / MANIFEST_FILE).unlink(missing_ok=True)  # an interrupted rewrite must not look complete
+    summary = generate_data_root(out, seed=seed, preset=preset, style=style)
+    fd, tmp = tempfile.mkstemp(dir=out, prefix=MANIFEST_FILE, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(summary, f, indent=1, default=str)
+        os.replace(tmp, out / MANIFEST_FILE)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return summary
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """CLI: generate and print a short summary."""
     args = _parse_args(argv)
     start = time.perf_counter()
-    summary = generate_data_root(args.out, seed=args.seed, preset=args.preset, style=args.style)
+    summary = write_data_root(args.out, seed=args.seed, preset=args.preset, style=args.style)
     elapsed = time.perf_counter() - start
     print(f"synthetic data_root '{args.preset}' (seed {args.seed}, style {args.style}) written to "
           f"{summary['out_dir']} in {elapsed:.1f} s")

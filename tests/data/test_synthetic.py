@@ -17,7 +17,7 @@ from scipy.spatial.transform import Rotation
 from lib.body.joint_names import H36M_EVAL_14, H36M_ROOT
 from lib.data import synthetic
 from lib.data.keypoints2d import DATASET_CANVAS, H36M_CAMERA_RES
-from lib.data.synthetic import MESH_FILES, PRESETS, generate_data_root
+from lib.data.synthetic import GENERATOR_VERSIONS, MANIFEST_FILE, MESH_FILES, PRESETS, ensure_data_root, generate_data_root
 
 # Mean angle of an isotropic 3D Gaussian rotation vector with per-axis std s is s * sqrt(8 / pi).
 MEAN_ANGLE_PER_AXIS_STD = math.sqrt(8 / math.pi)
@@ -58,6 +58,28 @@ def test_same_seed_same_bytes_and_cli_summary(tmp_path: Path, capsys: pytest.Cap
         assert info["file"] in printed and f"train {info['train']['frames']} frames" in printed
     assert info["train"]["frames"] == PRESETS["tiny"].coco_train
     assert summary["datasets"]["pw3d"]["test"]["sequences"] == len(PRESETS["tiny"].pw3d_test)
+
+
+
+def test_ensure_data_root_reuses_only_a_matching_manifest(tmp_path: Path) -> None:
+    import json
+
+    root = tmp_path / "root"
+    summary, generated = ensure_data_root(root, seed=3, preset="tiny")
+    assert generated and summary["generator_version"] == GENERATOR_VERSIONS["a"]
+    pickle_file = root / MESH_FILES["pw3d"]
+    digest = _sha256(pickle_file)
+    assert ensure_data_root(root, seed=3, preset="tiny") == (summary, False)
+    manifest = root / MANIFEST_FILE
+    # a data_root written by an older generator (or another seed) is rewritten, not reused
+    manifest.write_text(json.dumps({**summary, "generator_version": GENERATOR_VERSIONS["a"] - 1}))
+    again, generated = ensure_data_root(root, seed=3, preset="tiny")
+    assert generated and again["generator_version"] == GENERATOR_VERSIONS["a"]
+    assert _sha256(pickle_file) == digest                      # same seed, same bytes
+    assert ensure_data_root(root, seed=4, preset="tiny")[1]
+    assert _sha256(pickle_file) != digest
+    manifest.unlink()                                          # an interrupted generation: no manifest
+    assert ensure_data_root(root, seed=4, preset="tiny")[1]
 
 
 def test_files_keys_shapes_dtypes(data_root: Path, pickles: dict[str, dict[str, Any]]) -> None:
