@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from benchmarks import common
+from lib.timing import sync
 
 log = logging.getLogger("benchmarks.scaling")
 
@@ -57,12 +58,12 @@ class ModuleTimer:
                 self._handles.append(module.register_forward_hook(self._exit(name)))
 
     def _enter(self, module: nn.Module, _inputs: Any) -> None:
-        common.sync(self.device)
+        sync(self.device)
         self._start[id(module)] = time.perf_counter()
 
     def _exit(self, name: str):
         def hook(module: nn.Module, _inputs: Any, _output: Any) -> None:
-            common.sync(self.device)
+            sync(self.device)
             self.seconds[name] += time.perf_counter() - self._start.pop(id(module))
         return hook
 
@@ -101,13 +102,13 @@ def measure(model: nn.Module, body: nn.Module, task_cfg: Any, n: int, t: int, re
     for index in range(warmup + repeats):
         timer.reset()
         model.zero_grad(set_to_none=True)
-        common.sync(device)
+        sync(device)
         start = time.perf_counter()
         pred = model(x["pose2d"], x["hybrik_theta"], x["hybrik_shape"])
-        common.sync(device)
+        sync(device)
         forward = time.perf_counter() - start
         compute_losses(pred, gt, task_cfg, task_cfg.loss_type)["total"].backward()
-        common.sync(device)
+        sync(device)
         step = time.perf_counter() - start
         if index < warmup:
             continue

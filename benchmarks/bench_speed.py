@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from benchmarks import common
+from lib.timing import sync
 
 log = logging.getLogger("benchmarks.speed")
 
@@ -113,7 +114,7 @@ def step_breakdown(model, body, batches, optimizer, task_cfg, device: torch.devi
 
     def lap(stage: str) -> None:
         nonlocal tick
-        common.sync(device)
+        sync(device)
         now = time.perf_counter()
         spent[stage] += now - tick
         tick = now

@@ -122,7 +122,7 @@ def default_size_changes() -> dict[str, Any]:
 def model_options():
     """The seed commands' model switches (``MODEL_FLAGS``) as ``ModelOptions`` and the hyper config."""
     from lib.config.hyper import load_hyper_config
-    from lib.model.build import ModelOptions
+    from lib.config.options import ModelOptions
 
     return load_hyper_config(HYPER_CONFIG), ModelOptions(version=2, hyper_relation_bias="uniform")
 
@@ -201,27 +201,6 @@ def publish(out: Path, name: str, result: dict[str, Any], text: str, md: str) ->
     write_text(out / f"{name}.md", md)
     print(text)
     print(f"\nwrote {out / f'{name}.json'} and {out / f'{name}.md'}")
-
-
-def sync(device: torch.device) -> None:
-    """Wait for queued GPU work, so a timer around it measures it (no-op on the CPU)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def median_ms(fn: Callable[[], Any], repeats: int, warmup: int = 1, device: torch.device | None = None) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup`` calls, in ms."""
-    device = device or torch.device("cpu")
-    for _ in range(warmup):
-        fn()
-    sync(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append((time.perf_counter() - start) * 1e3)
-    return float(np.median(times))
 
 
 def _cell(value: Any, fmt: str) -> str:

@@ -1,1 +1,2 @@
-"""Typed configs: the task YAML (``task``) and the hypergraph YAML (``hyper``)."""
+"""Typed configs: the task YAML (``task``), the hypergraph YAML (``hyper``), the model switches of the
+command line (``options``) and the flags that fill them (``cli``)."""

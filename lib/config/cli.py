@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lib.config.options import (DEFAULT_RELATION_BIAS, DEFAULT_VERSION, RELATION_BIASES, VERSIONS,
+                                ModelOptions)
 from lib.errors import ConfigError
 
 
@@ -18,10 +20,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hyper_cfg", type=Path, default=None,
                         help="hypergraph YAML, e.g. hyper_config/method2/manual_joint_label1.yaml "
                              "(required with --version 2; read, validated and reported unused with --version 1)")
-    parser.add_argument("--hyper_relation_bias", choices=("none", "uniform"), default="none",
+    parser.add_argument("--hyper_relation_bias", choices=RELATION_BIASES, default=DEFAULT_RELATION_BIAS,
                         help="initial joint-to-joint attention bias: 'uniform' = normalised H36M adjacency, "
-                             "'none' = identity (default: none, as the original)")
-    parser.add_argument("--version", type=int, choices=(1, 2), default=2,
+                             f"'none' = identity (default: {DEFAULT_RELATION_BIAS}, as the original)")
+    parser.add_argument("--version", type=int, choices=VERSIONS, default=DEFAULT_VERSION,
                         help="backbone: 2 = spatial + hypergraph + temporal attention, "
                              "1 = the same without the hypergraph block (ablation baseline). Default 2")
     ablations = parser.add_argument_group("ablation switches (version 2; --no-X turns one off)")
@@ -35,10 +37,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                            help="learnable weight of the skeleton bias (off: the bias weight is fixed at 0)")
 
 
-def model_options_from_args(args: argparse.Namespace):
+def model_options_from_args(args: argparse.Namespace) -> ModelOptions:
     """``ModelOptions`` from parsed flags (the only place flags become model options)."""
-    from lib.model.build import ModelOptions
-
     return ModelOptions(version=args.version, hyper_relation_bias=args.hyper_relation_bias, j2e=args.j2e,
                         j2e_main=args.j2e_main, j2e_bias=args.j2e_bias, j2j_adjacency=args.j2j_adjacency)
 

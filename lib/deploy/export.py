@@ -22,7 +22,6 @@ import contextlib
 import copy
 import json
 import logging
-import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ from lib.deploy import onnx_runner as meta
 from lib.deploy.onnx_file import opset_of, write_onnx
 from lib.deploy.onnx_runner import cpu_session
 from lib.model.refiner import EXPORT_INPUT_NAMES, EXPORT_OUTPUT_NAMES, MeshRefiner, MeshRefinerForExport
+from lib.timing import median_ms
 
 log = logging.getLogger(__name__)
 
@@ -255,17 +255,6 @@ def verify_onnx(model: MeshRefiner, path: str | Path, shapes: Sequence[tuple[int
     return report
 
 
-def median_ms(fn: Any, repeats: int) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` runs after one warm-up run, in milliseconds."""
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return float(np.median(times))
-
-
 def measure_latency(model: MeshRefiner, path: str | Path, shapes: Sequence[tuple[int, int]], threads: int = 2,
                     repeats: int = 10) -> list[Latency]:
     """Median latency of onnxruntime (``threads`` intra-op threads) and eager PyTorch
@@ -354,7 +343,7 @@ def export_and_verify(*, config: str | Path, hyper_cfg: str | Path | None, check
     from lib.config.hyper import load_hyper_config
     from lib.config.task import load_task_config
     from lib.deploy.model_io import load_refiner
-    from lib.model.build import ModelOptions
+    from lib.config.options import ModelOptions
 
     task_cfg = load_task_config(config)
     hyper = load_hyper_config(hyper_cfg) if hyper_cfg is not None else None

@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from lib.deploy.export import median_ms
+from lib.timing import median_ms
 from lib.deploy.export_cli import run_export_cli
 from lib.errors import ConfigError
 

@@ -17,13 +17,13 @@ import torch
 from torch import Tensor, nn
 
 from lib.body.joint_names import H36M_NUM_JOINTS
+from lib.config.options import RELATION_BIASES
 from lib.model.attention import LAYER_NORM_EPS, SkeletonBlock, TemporalBlock
 from lib.model.graph import normalized_adjacency
 from lib.model.hypergraph import HyperBlock
 
 # Stochastic depth of the last layer (the original's drop_path_rate); layer i gets linspace(0, max, depth)[i].
 DROP_PATH_MAX = 0.1
-RELATION_BIASES = ("uniform", "none")
 INPUT_NORMS = ("canvas", "clip")
 # Floors of the clip normalisation's weight sum and scale (normalised-canvas units, a person spans ~0.1-1).
 _CLIP_WEIGHT_EPS = 1e-6

@@ -10,60 +10,25 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
 from lib.body.smpl import BodyModel
 from lib.config.hyper import HyperConfig
+from lib.config.options import ModelOptions
 from lib.config.task import TaskConfig
 from lib.errors import ConfigError
-from lib.model.backbone import RELATION_BIASES, Backbone
+from lib.model.backbone import Backbone
 from lib.model.head import RefineHead
 from lib.model.refiner import MeshRefiner
 
 log = logging.getLogger(__name__)
 
-VERSIONS = (1, 2)
 INPUT_CHANNELS_WITH_CONF = 3  # x, y, confidence
 INPUT_CHANNELS_NO_CONF = 2  # x, y
 
 
-@dataclass(frozen=True)
-class ModelOptions:
-    """The model switches of the command line, as real values.
-
-    Attributes:
-        version: 2 = spatio-temporal transformer with hypergraph blocks (as the hyper config says);
-            1 = the same without any hypergraph block (ablation baseline; the hyper config is unused).
-        hyper_relation_bias: initial joint-to-joint attention bias: ``uniform`` (normalised skeleton
-            adjacency) or ``none`` (identity).
-        j2e: include the hypergraph block (version 2).
-        j2e_main: joint-to-hyperedge attention logits.
-        j2e_bias: hyperedge bias attention logits.
-        j2j_adjacency: learnable joint-to-joint bias in the spatial attention (else none, alpha = 0).
-    """
-
-    version: int = 2
-    hyper_relation_bias: str = "uniform"
-    j2e: bool = True
-    j2e_main: bool = True
-    j2e_bias: bool = True
-    j2j_adjacency: bool = True
-
-    def __post_init__(self) -> None:
-        if isinstance(self.version, bool) or self.version not in VERSIONS:
-            raise ConfigError(f"model option 'version' = {self.version!r}; allowed: {list(VERSIONS)}")
-        if self.hyper_relation_bias not in RELATION_BIASES:
-            raise ConfigError(f"model option 'hyper_relation_bias' = {self.hyper_relation_bias!r}; "
-                              f"allowed: {list(RELATION_BIASES)}")
-        for name in ("j2e", "j2e_main", "j2e_bias", "j2j_adjacency"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"model option '{name}' = {getattr(self, name)!r}; expected true or false")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def input_channels(task_cfg: TaskConfig) -> int:

@@ -35,11 +35,14 @@ BEST = "best_epoch.bin"
 
 # Task-config keys that change the meaning or shape of the weights (CONTRACT.md). Training keys
 # (learning rates, epochs, batch sizes, data files) may differ between runs of one checkpoint.
+# ``clip_shape`` shapes no weight but changes the output (which betas the head starts from): a model
+# trained with one value and run with the other gives other meshes, so it is part of the signature too.
 WEIGHT_KEYS = ("dim_rep", "depth", "num_heads", "mlp_ratio", "hidden_dim", "maxlen", "num_joints",
-               "no_conf", "refine_shape", "smooth_kernel", "head_norm", "input_norm")
-# Weight keys added after the first checkpoints were written: a signature without one was written
-# with its default. (``clip_shape`` is not a weight key: it picks the betas the head starts from.)
-ADDED_WEIGHT_KEYS = {"smooth_kernel": 0, "head_norm": "batch", "input_norm": "canvas"}
+               "no_conf", "refine_shape", "smooth_kernel", "head_norm", "input_norm", "clip_shape")
+# Keys that joined the signature after the first checkpoints were written. A signature without one
+# takes the value from the checkpoint's stored task config when it has it, else the value every
+# checkpoint had before the key existed (the original behaviour).
+ADDED_WEIGHT_KEYS = {"smooth_kernel": 0, "head_norm": "batch", "input_norm": "canvas", "clip_shape": False}
 # Prefixes added by wrappers (DDP / DataParallel, torch.compile), stripped by one helper.
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
@@ -83,9 +86,16 @@ def model_signature(task_cfg: Any, hyper_cfg: Any, options: Any) -> dict[str, An
     return sig
 
 
-def signature_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-    """Human-readable ``key: checkpoint X, now Y`` entries for every differing setting."""
-    saved = {**ADDED_WEIGHT_KEYS, **saved}
+def signature_differences(saved: Mapping[str, Any], current: Mapping[str, Any],
+                          stored_config: Mapping[str, Any] | None = None) -> list[str]:
+    """Human-readable ``key: checkpoint X, now Y`` entries for every differing setting.
+
+    ``stored_config`` (the checkpoint's ``task_config``) fills the ``ADDED_WEIGHT_KEYS`` an older
+    signature lacks; without it they take their ``ADDED_WEIGHT_KEYS`` value.
+    """
+    stored = stored_config or {}
+    added = {key: stored.get(key, default) for key, default in ADDED_WEIGHT_KEYS.items()}
+    saved = {**added, **saved}
     keys = sorted(set(saved) | set(current))
     return [f"{k}: checkpoint {saved.get(k, '<absent>')!r}, now {current.get(k, '<absent>')!r}"
             for k in keys if saved.get(k) != current.get(k)]
@@ -206,7 +216,7 @@ def check_compatible(ckpt: Mapping[str, Any], path: str | Path, signature: Mappi
     saved = ckpt.get("signature")
     if saved is None:
         return  # written by another tool: the strict state-dict load below names what differs
-    diffs = signature_differences(saved, signature)
+    diffs = signature_differences(saved, signature, ckpt.get("task_config"))
     if diffs:
         raise CheckpointError(f"{path}: written for a different model ({'; '.join(diffs)}); "
                               "use the config, --hyper_cfg and flags the checkpoint was trained with")

@@ -52,7 +52,8 @@ def tiny_setup(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Tin
     """A tiny refiner (random weights, residual perturbed) saved as a real checkpoint, and its YAML."""
     from lib.config.hyper import load_hyper_config
     from lib.config.task import load_task_config
-    from lib.model.build import ModelOptions, build_model
+    from lib.config.options import ModelOptions
+    from lib.model.build import build_model
     from lib.train.checkpoint import atomic_save, build_checkpoint
 
     out = tmp_path_factory.mktemp("tiny_ckpt")

@@ -197,7 +197,8 @@ def scoring(data_root):
 def test_score_split_scores_the_input_exactly_as_evaluate_split(scoring):
     from lib.config.hyper import load_hyper_config
     from lib.eval.evaluate import evaluate_split
-    from lib.model.build import ModelOptions, build_model
+    from lib.config.options import ModelOptions
+    from lib.model.build import build_model
     cfg, files, body = scoring
     split = files.split("pw3d", "test")
     scores = score_split({"input": input_predictor}, body, cfg, split, CPU)

@@ -16,7 +16,8 @@ from lib.body.smpl import H36M_REGRESSOR_FILE, smplx_reference
 from lib.config.hyper import load_hyper_config
 from lib.config.task import TaskConfig
 from lib.errors import ConfigError
-from lib.model.build import ModelOptions, build_backbone, build_model, count_trainable_parameters
+from lib.config.options import ModelOptions
+from lib.model.build import build_backbone, build_model, count_trainable_parameters
 from lib.model.hypergraph import HyperBlock, HyperEdge
 from lib.model.refiner import OUTPUT_KEYS, MeshRefinerForExport
 
@@ -198,7 +199,7 @@ def test_switches(task_cfg: TaskConfig, label1) -> None:
     assert full - names(j2j_adjacency=False) == {f"spatial_layers.{i}.common.attn.{p}"
                                                  for i in range(2) for p in ("skeleton_bias", "alpha")}
     assert names(j2e_main=False) == full
-    uniform = build_backbone(task_cfg, label1, ModelOptions())
+    uniform = build_backbone(task_cfg, label1, ModelOptions(hyper_relation_bias="uniform"))
     identity = build_backbone(task_cfg, label1, ModelOptions(hyper_relation_bias="none"))
     assert torch.equal(identity.spatial_layers[0].common.attn.skeleton_bias[0], torch.eye(17))
     assert not torch.equal(uniform.spatial_layers[0].common.attn.skeleton_bias[0], torch.eye(17))

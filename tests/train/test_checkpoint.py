@@ -133,3 +133,41 @@ def test_signature_without_a_later_weight_key_means_its_default() -> None:
     assert signature_differences(older, current) == []
     smoothed = model_signature(TaskConfig(dt_file_pw3d="x.pkl", smooth_kernel=5), None, options)
     assert signature_differences(older, smoothed) == ["smooth_kernel: checkpoint 0, now 5"]
+
+
+def test_clip_shape_is_part_of_the_signature_old_checkpoints_included() -> None:
+    options = {"version": 1}
+    per_frame = TaskConfig(dt_file_pw3d="x.pkl", clip_shape=False)
+    clip_mean = per_frame.replace(clip_shape=True)
+    saved = ck.model_signature(per_frame, None, options)
+    with pytest.raises(CheckpointError, match=r"clip_shape: checkpoint False, now True"):
+        ck.check_compatible({"signature": saved}, "c.bin", ck.model_signature(clip_mean, None, options))
+    # a signature written before clip_shape joined it: the stored task config says which it was ...
+    older = {k: v for k, v in ck.model_signature(clip_mean, None, options).items() if k != "clip_shape"}
+    ck.check_compatible({"signature": older, "task_config": clip_mean.to_dict()}, "c.bin",
+                        ck.model_signature(clip_mean, None, options))
+    with pytest.raises(CheckpointError, match=r"clip_shape: checkpoint True, now False"):
+        ck.check_compatible({"signature": older, "task_config": clip_mean.to_dict()}, "c.bin", saved)
+    # ... and without one it was written before the key existed: HybrIK's per-frame betas
+    assert ck.signature_differences(older, saved) == []
+
+
+class _Payload:
+    """Unpickling this runs ``Path.touch(marker)``: what ``weights_only`` must never do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_checkpoint_holding_an_arbitrary_object_is_refused_without_running_it(tmp_path: Path) -> None:
+    marker = tmp_path / "code_ran"
+    path = tmp_path / "evil.bin"
+    torch.save({"model": {"w": torch.ones(2)}, "extra": _Payload(marker)}, path)
+    for read in (ck.read_checkpoint, ck.read_checkpoint_any):
+        with pytest.raises(CheckpointError, match=r"evil.bin: not a readable checkpoint") as err:
+            read(path)
+        assert "\n" not in str(err.value)
+    assert not marker.exists()
