@@ -295,6 +295,7 @@ class EvalSequence:
     Attributes:
         name: the ``source`` id.
         rows: (F_seq,) split rows of the sequence, in frame order (full frame rate).
+        clip_len, sample_stride: the window length and frame-rate stride it is refined with.
         plan: the ``WindowPlan`` (phases, windows in the order ``batches`` yields and ``stitch`` consumes).
     """
 
@@ -303,6 +304,8 @@ class EvalSequence:
         self.split = split
         self.name = name
         self.rows = rows
+        self.clip_len = clip_len
+        self.sample_stride = sample_stride
         self.plan = WindowPlan(len(rows), clip_len, sample_stride, overlap)
 
     def __repr__(self) -> str:

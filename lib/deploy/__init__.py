@@ -5,7 +5,6 @@ Modules (one concern each):
     hybrik_onnx  running a user-supplied HybrIK ONNX with the seed's I/O, frames + boxes -> res.pk-like dict
     inputs       readers: HybrIK res.pk / npz / json results, 2D keypoint files (H36M-17 or COCO-17)
     camera       HybrIK's camera: placing meshes in the camera frame, projecting to pixels
-    sequence     windowed, stitched refinement of a whole sequence (PyTorch model or ONNX session)
     onnx_runner  an onnxruntime session of the exported refiner, its metadata, I/O checks
     export       export to ONNX and verification against PyTorch
     render       a small headless CPU mesh renderer (numpy + PIL) for side-by-side overlays

@@ -1,7 +1,7 @@
 """A rendered comparison of ground truth, HybrIK and refined meshes on a test sequence (demo report).
 
 Refines the first test sequence of the checkpoint's ``dataset`` exactly as ``infer_mesh.py`` refines a
-video (``lib.deploy.sequence``: windows, phases, flip, stitching), then draws a few evenly spaced
+video (``lib.windowed``: windows, phases, flip, stitching), then draws a few evenly spaced
 frames, one row each: ground truth | HybrIK | refined, every mesh centred on its H36M pelvis and seen
 by a default camera ``VIEW_DEPTH_M`` in front of it (the test pickles hold no camera translation).
 """
@@ -16,7 +16,7 @@ from PIL import Image
 
 from lib.body.joint_names import H36M_ROOT
 from lib.deploy.render import GT_COLOR, HYBRIK_COLOR, REFINED_COLOR, PinholeCamera, render_panels
-from lib.deploy.sequence import refine_sequence, torch_window_fn, with_flip
+from lib.windowed import refine_sequence, torch_window_fn, with_flip
 from lib.geometry.rotation import axis_angle_to_matrix
 
 VIEW_DEPTH_M = 3.0

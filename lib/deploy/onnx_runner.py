@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from lib.deploy.sequence import WindowFn
+from lib.windowed import WindowFn
 from lib.errors import CheckpointError
 from lib.model.refiner import EXPORT_INPUT_NAMES, EXPORT_OUTPUT_NAMES
 
@@ -110,7 +110,7 @@ class RefinerSession:
         return dict(zip(EXPORT_OUTPUT_NAMES, self.session.run(list(EXPORT_OUTPUT_NAMES), feeds)))
 
     def window_fn(self) -> WindowFn:
-        """A ``lib.deploy.sequence.WindowFn`` returning (rot_mat, shape) of each window."""
+        """A ``lib.windowed.WindowFn`` returning (rot_mat, shape) of each window."""
 
         def run(pose2d: np.ndarray, theta: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             out = self.session.run(["rot_mat", "shape"], {

@@ -7,7 +7,7 @@
    its camera (confidence 1); normalised as the training data (``keypoints2d.pose2d_input``) with the
    video frame size;
 3. the refiner, from a checkpoint (PyTorch) or an exported ONNX, over overlapping windows stitched
-   smoothly, phase by phase under the checkpoint's ``sample_stride`` (``lib.deploy.sequence``);
+   smoothly, phase by phase under the checkpoint's ``sample_stride`` (``lib.windowed``);
 4. SMPL of HybrIK's and of the refined rotations and betas, placed in the camera frame as HybrIK's
    demo places its mesh (``lib.deploy.camera``), written to an npz (``RESULT_KEYS``), optionally rendered.
 """
@@ -28,7 +28,7 @@ from lib.body.smpl import HYBRIK_H36M_REGRESSOR_FILE, BodyModel, load_joint_regr
 from lib.data.keypoints2d import pose2d_input
 from lib.deploy import camera as cam
 from lib.deploy.inputs import HybrIKSequence
-from lib.deploy.sequence import WindowFn, refine_sequence, torch_window_fn, with_flip
+from lib.windowed import WindowFn, refine_sequence, torch_window_fn, with_flip
 from lib.errors import DataError
 from lib.geometry.rotation import matrix_to_axis_angle
 
@@ -57,7 +57,7 @@ class Refiner:
     """A refiner back-end and the settings it was trained with.
 
     Attributes:
-        window_fn: ``lib.deploy.sequence.WindowFn`` (without flip; ``refine`` adds it).
+        window_fn: ``lib.windowed.WindowFn`` (without flip; ``refine`` adds it).
         clip_len, sample_stride, maxlen, in_channels: from the checkpoint's config or the ONNX metadata.
         flip: flip test-time augmentation by default (the config's ``flip``).
         description: where it came from, for logs and the npz.

@@ -1,9 +1,10 @@
 """Evaluation over a whole test split: every frame scored exactly once, memory flat in the split size.
 
-Per test sequence: overlapping windows (``clip_len``, half overlap) are refined in batches, optionally
-with flip test-time augmentation (the flipped pass is flipped back and the two rotation sets are
-averaged), the window outputs are blended per frame (trapezoid weights) and the averaged rotation
-matrices are projected back to SO(3). With ``sample_stride`` s > 1 each of the s phases is refined at
+Per test sequence, by the one windowed path of evaluation and inference (``lib.windowed``):
+overlapping windows (``clip_len``, half overlap) are refined in batches, optionally with flip test-time
+augmentation (the flipped pass is flipped back and the two rotation sets are averaged), the window
+outputs are blended per frame (trapezoid weights) and the averaged rotation matrices are projected back
+to SO(3). With ``sample_stride`` s > 1 each of the s phases is refined at
 the training frame rate and the phases are interleaved back. SMPL is then re-run on the stitched
 rotations, on HybrIK's input and on the ground truth, chunk by chunk, and per-frame errors are summed
 (``MetricSums``); only the sequence's 17 joints are kept for its acceleration error.
@@ -29,11 +30,12 @@ from tqdm import tqdm
 from lib.body.joint_names import H36M_EVAL_14, H36M_JOINT_NAMES
 from lib.data.datasets import EvalSequence, EvalSequences, MeshSplit, load_split
 from lib.eval.metrics import METRIC_KEYS, MetricSums, accel_error_mm, center_on_root, frame_errors_mm
-from lib.geometry.rotation import (axis_angle_to_matrix, flip_h36m_keypoints, flip_smpl_axis_angle,
-                                   flip_smpl_rotmat, project_to_so3)
+from lib.geometry.rotation import axis_angle_to_matrix
 from lib.model.refiner import posed_mesh_mm
 from lib.train.checkpoint import unwrap
 from lib.train.distributed import DistInfo, all_reduce_sum
+from lib.windowed import refine_sequence as windowed_refine
+from lib.windowed import torch_window_fn, with_flip
 
 log = logging.getLogger(__name__)
 
@@ -63,45 +65,21 @@ class EvalReport:
         return out
 
 
-@torch.no_grad()
-def refine_windows(model: nn.Module, inputs: dict[str, torch.Tensor], device: torch.device,
-                   flip: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Refined rotations and betas of a batch of windows, flip-averaged when ``flip``.
-
-    Args:
-        inputs: ``pose2d (B,T,17,C)``, ``hybrik_pose (B,T,72)``, ``hybrik_shape (B,T,10)``.
-    Returns:
-        rot_mat (B,T,24,3,3) NOT projected (a mean of matrices; stitching averages further and the
-        caller projects once) and shape (B,T,10), on the CPU.
-    """
-    pose2d = inputs["pose2d"].to(device)
-    theta = inputs["hybrik_pose"].to(device)
-    betas = inputs["hybrik_shape"].to(device)
-    net = unwrap(model)
-    rot, shape = net.refine_rotations(pose2d, theta, betas)
-    if flip:
-        flipped_rot, flipped_shape = net.refine_rotations(flip_h36m_keypoints(pose2d), flip_smpl_axis_angle(theta), betas)
-        rot = 0.5 * (rot + flip_smpl_rotmat(flipped_rot))
-        shape = 0.5 * (shape + flipped_shape)
-    return rot.float().cpu(), shape.float().cpu()
-
-
-@torch.no_grad()
 def refine_sequence(model: nn.Module, sequence: EvalSequence, device: torch.device, flip: bool,
                     max_windows_per_batch: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stitched per-frame refinement of one sequence at the full frame rate.
+    """Stitched per-frame refinement of one test sequence at the full frame rate, by the one windowed
+    path of evaluation and inference (``lib.windowed.refine_sequence``, ``with_flip`` when ``flip``).
 
     Returns:
         rot_mat (F,24,3,3) on SO(3) and shape (F,10), float32, CPU.
     """
-    rots, shapes = [], []
-    for batch in sequence.batches(max_windows_per_batch):
-        rot, shape = refine_windows(model, batch, device, flip)
-        rots.append(rot)
-        shapes.append(shape)
-    rot = project_to_so3(torch.from_numpy(sequence.stitch(rots)).double()).float()  # (F, 24, 3, 3)
-    shape = torch.from_numpy(sequence.stitch(shapes)).float()  # (F, 10)
-    return rot, shape
+    arrays = sequence.frame_arrays()
+    window_fn = torch_window_fn(unwrap(model), device)
+    rot, shape = windowed_refine(with_flip(window_fn) if flip else window_fn,
+                                 *(arrays[k].numpy() for k in ("pose2d", "hybrik_pose", "hybrik_shape")),
+                                 clip_len=sequence.clip_len, sample_stride=sequence.sample_stride,
+                                 overlap=sequence.plan.overlap, max_windows_per_batch=max_windows_per_batch)
+    return torch.from_numpy(rot).float(), torch.from_numpy(shape).float()
 
 
 @torch.no_grad()

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from lib.body.joint_names import H36M_EVAL_14, H36M_FLIP_PERM, SMPL_FLIP_PERM
-from lib.data.datasets import EvalSequences, load_split
-from lib.eval.evaluate import evaluate_split, refine_windows, score_sequence, smpl_joints_vertices_mm
+from lib.data.datasets import EvalSequence, EvalSequences, load_split
+from lib.eval.evaluate import evaluate_split, refine_sequence, score_sequence, smpl_joints_vertices_mm
 from lib.eval.metrics import MetricSums
-from lib.geometry.rotation import axis_angle_to_matrix
+from lib.geometry.rotation import axis_angle_to_matrix, project_to_so3
 
 CPU = torch.device("cpu")
 REPO = Path(__file__).resolve().parents[2]
@@ -40,15 +40,14 @@ def refiner(tmp_path_factory: pytest.TempPathFactory, data_root: Path, tiny_conf
     return cfg, model.eval(), model.body_model
 
 
-def _first_batch(cfg, dataset: str = "pw3d") -> dict[str, torch.Tensor]:
-    sequences = EvalSequences(load_split(cfg, dataset, "test"), cfg.sample_stride, cfg.clip_len)
-    return next(next(iter(sequences)).batches(4))
-
-
-def test_flip_pass_is_the_mean_with_the_hand_mirrored_pass(refiner) -> None:
+def test_flip_result_is_the_projected_mean_with_the_hand_mirrored_pass(refiner) -> None:
     cfg, model, _ = refiner
-    batch = _first_batch(cfg)
-    pose2d, theta, betas = batch["pose2d"], batch["hybrik_pose"], batch["hybrik_shape"]
+    split = load_split(cfg, "pw3d", "test")
+    first = next(iter(EvalSequences(split, 1, cfg.clip_len)))
+    # one window (the first clip_len frames): stitching is the identity, the flip mean is all that acts
+    sequence = EvalSequence(split, first.name, first.rows[:cfg.clip_len], 1, cfg.clip_len)
+    arrays = sequence.frame_arrays()
+    pose2d, theta, betas = (arrays[k][None] for k in ("pose2d", "hybrik_pose", "hybrik_shape"))
     with torch.no_grad():
         plain, _ = model.refine_rotations(pose2d, theta, betas)
         # mirror by hand: x -> -x with left/right swapped (2D); SMPL left/right swapped, y, z of axis-angle negated
@@ -58,11 +57,12 @@ def test_flip_pass_is_the_mean_with_the_hand_mirrored_pass(refiner) -> None:
         mirrored, _ = model.refine_rotations(m2d, mtheta.reshape(n, t, 72), betas)
     mirror = torch.diag(torch.tensor([1.0, -1.0, -1.0]))  # conjugation by the mirror, then swap back
     back = (mirror @ mirrored @ mirror)[:, :, list(SMPL_FLIP_PERM)]
-    flipped, _ = refine_windows(model, batch, CPU, flip=True)
     assert (plain - back).abs().max() > 1e-3  # the two passes differ: the test can tell them apart
-    torch.testing.assert_close(flipped, 0.5 * (plain + back), atol=1e-5, rtol=0)
-    unflipped, _ = refine_windows(model, batch, CPU, flip=False)
-    torch.testing.assert_close(unflipped, plain, atol=1e-6, rtol=0)
+    expected = project_to_so3((0.5 * (plain + back))[0].double()).float()
+    flipped, _ = refine_sequence(model, sequence, CPU, flip=True)
+    torch.testing.assert_close(flipped, expected, atol=1e-5, rtol=0)
+    unflipped, _ = refine_sequence(model, sequence, CPU, flip=False)
+    torch.testing.assert_close(unflipped, project_to_so3(plain[0].double()).float(), atol=1e-5, rtol=0)
 
 
 def test_evaluate_split_flip_changes_the_refined_metrics(refiner) -> None:

@@ -1,8 +1,8 @@
-"""Windowed, stitched refinement of one whole sequence held in plain arrays.
+"""Windowed, stitched, optionally flip-averaged refinement of one whole sequence: the one path of
+evaluation (``lib.eval.evaluate``) and inference (``lib.deploy``).
 
-The same plan as the evaluation (``lib.data.clips.WindowPlan``, also behind ``EvalSequence``), on
-arrays instead of dataset splits, so that ``infer_mesh.py`` refines a new video exactly as the test
-sets are refined:
+Plain arrays in, plain arrays out, the window plan of ``lib.data.clips.WindowPlan``, so a new video is
+refined exactly as the test sets are scored:
 
 1. with the checkpoint's ``sample_stride`` s > 1 the sequence is split into its s phases (frames
    p, p + s, ...; ``clips.phase_split``), each refined at the training frame rate;

@@ -8,7 +8,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from lib.data.clips import WindowPlan
-from lib.deploy.sequence import refine_sequence, torch_window_fn, with_flip
+from lib.windowed import refine_sequence, torch_window_fn, with_flip
 
 CLIP = 16
 
