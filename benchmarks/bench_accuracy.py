@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                     tune_baseline)
     from lib.eval.evaluate import DATASET_FPS, evaluate_split
     from lib.train.cli import build_parser as train_parser
-    from lib.train.device import resolve_device
+    from lib.runtime import resolve_device
 
     common.setup(args.threads)
     out = common.results_dir(args.out, args.quick)

@@ -209,7 +209,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from lib.body.smpl import BodyModel
     from lib.config.task import load_task_config
     from lib.model.build import build_model, count_trainable_parameters
-    from lib.train.device import resolve_device
+    from lib.runtime import resolve_device
 
     common.setup(args.threads)
     out = common.results_dir(args.out, args.quick)

@@ -145,7 +145,7 @@ def step_breakdown(model, body, batches, optimizer, task_cfg, device: torch.devi
 def bench_training(name: str, config: Path, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     """End-to-end clips/s of ``train_one_epoch`` and the per-stage breakdown, for one model size."""
     from lib.data.datasets import MeshFiles, build_train_sets
-    from lib.train.distributed import DistInfo
+    from lib.runtime import DistInfo
     from lib.train.loop import train_one_epoch
     from lib.train.runner import make_loader, make_optimizer
 
@@ -243,7 +243,7 @@ def eval_worker(factor: int, config: Path, args: argparse.Namespace) -> dict[str
 
     from lib.data.datasets import MeshFiles
     from lib.eval.evaluate import evaluate_split
-    from lib.train.device import resolve_device
+    from lib.runtime import resolve_device
 
     device = resolve_device(args.device)
     task_cfg, model, body = load_size(config, device, args.seed)
@@ -286,7 +286,7 @@ def bench_evaluation(config: Path, args: argparse.Namespace) -> list[dict[str, A
 def bench_latency(config: Path, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     """Export a random-weight model with ``lib.deploy.export`` and time eager PyTorch vs onnxruntime."""
     from lib.deploy.export import export_metadata, export_onnx, measure_latency
-    from lib.train.checkpoint import model_signature
+    from lib.model.checkpoint import model_signature
 
     for noisy in ("onnx_ir", "onnxscript"):  # one INFO line per rewritten node / deduplicated initializer
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -344,7 +344,7 @@ def tables(result: dict[str, Any]) -> tuple[str, str]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from lib.train.device import resolve_device
+    from lib.runtime import resolve_device
 
     common.setup(args.threads)
     out = common.results_dir(args.out, args.quick)

@@ -189,7 +189,7 @@ def tables(result: dict[str, Any]) -> tuple[str, str]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from lib.train.device import resolve_device
+    from lib.runtime import resolve_device
 
     common.setup(args.threads)
     out = common.results_dir(args.out, args.quick)

@@ -52,7 +52,8 @@ def retire_stale_run(ckpt: Path, config: Path) -> Path | None:
     is renamed ``<ckpt>.previous-<time>`` and the new path is returned (None when nothing moved).
     """
     from lib.config.task import load_task_config
-    from lib.train.checkpoint import LATEST, read_checkpoint
+    from lib.model.checkpoint import read_checkpoint
+    from lib.train.checkpoint import LATEST
 
     latest = ckpt / LATEST
     if not latest.is_file():

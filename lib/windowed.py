@@ -33,8 +33,8 @@ from torch import nn
 
 from lib.body.joint_names import SMPL_NUM_BETAS, SMPL_NUM_JOINTS
 from lib.data.clips import WindowPlan
-from lib.geometry.rotation import (flip_h36m_keypoints, flip_smpl_axis_angle,
-                                   flip_smpl_rotmat, project_to_so3)
+from lib.body.flip import flip_h36m_keypoints, flip_smpl_axis_angle, flip_smpl_rotmat
+from lib.geometry.rotation import project_to_so3
 
 # (pose2d (B, T, 17, C), hybrik_theta (B, T, 72) rad, hybrik_shape (B, T, 10)), float32
 #   -> (rot_mat (B, T, 24, 3, 3), shape (B, T, 10)) as numpy arrays.

@@ -45,7 +45,8 @@ from lib.data.clips import (
     train_clips,
 )
 from lib.errors import ConfigError, DataError
-from lib.geometry.rotation import flip_h36m_keypoints, flip_smpl_axis_angle, roll_keypoints_2d, roll_smpl_axis_angle
+from lib.body.flip import flip_h36m_keypoints, flip_smpl_axis_angle
+from lib.geometry.rotation import roll_keypoints_2d, roll_smpl_axis_angle
 
 log = logging.getLogger(__name__)
 

@@ -315,7 +315,7 @@ def export_checkpoint(model: MeshRefiner, ckpt: Mapping[str, Any], task_cfg: Any
     Parity checks at ``check_shapes(clip_len, maxlen)``; latency at (1, clip_len) and (8, clip_len)
     (skipped when ``latency_repeats`` is 0).
     """
-    from lib.train.checkpoint import model_signature
+    from lib.model.checkpoint import model_signature
 
     metadata = export_metadata(clip_len=task_cfg.clip_len, sample_stride=task_cfg.sample_stride,
                                maxlen=task_cfg.maxlen, flip=task_cfg.flip, in_channels=model.in_channels,

@@ -17,12 +17,12 @@ from typing import Any, Mapping
 import torch
 
 from lib.config.hyper import HyperConfig, parse_hyper_config
+from lib.config.options import ModelOptions
 from lib.config.task import TaskConfig, parse_task_config
 from lib.errors import CheckpointError, ConfigError
-from lib.config.options import ModelOptions
 from lib.model.build import build_model
+from lib.model.checkpoint import check_compatible, load_model_state, model_signature, read_checkpoint
 from lib.model.refiner import MeshRefiner
-from lib.train.checkpoint import check_compatible, load_model_state, model_signature, read_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""Rotation maths: axis-angle <-> matrix <-> 6D (one convention), SO(3) projection, SMPL / H36M flips.
+"""Rotation maths: axis-angle <-> matrix <-> 6D (one convention), SO(3) projection, camera roll
+(no body knowledge: the SMPL / H36M flips are in ``lib.body.flip``).
 
 Every function is batched over any leading dimensions, differentiable, and (except
 ``project_to_so3``, which needs an SVD) exportable to ONNX with the TorchScript exporter: there is
@@ -18,8 +19,6 @@ import math
 import torch
 from torch import Tensor
 
-from lib.body.joint_names import H36M_FLIP_PERM, SMPL_FLIP_PERM, SMPL_NUM_JOINTS
-
 # Below this squared angle (angle < 0.05 rad) Rodrigues' coefficients use their Taylor series;
 # the truncation error (angle^8 / 9!) is below float64 precision there.
 _SMALL_ANGLE_SQ = 2.5e-3
@@ -29,8 +28,6 @@ _SMALL_QUAT_RATIO_SQ = 1e-2
 _GRAM_SCHMIDT_EPS = 1e-8
 # Floor of the divisor when picking a quaternion candidate (pytorch3d's value); the chosen one is >= 1.
 _QUAT_CANDIDATE_FLOOR = 0.1
-# A horizontal flip (mirror across x = 0) negates the y and z axis-angle components.
-_AA_FLIP_SIGN = (1.0, -1.0, -1.0)
 
 
 def _cross(a: Tensor, b: Tensor) -> Tensor:
@@ -161,46 +158,6 @@ def project_to_so3(mat: Tensor) -> Tensor:
     fix = torch.ones(mat.shape[:-2] + (3,), dtype=mat.dtype, device=mat.device)
     fix = torch.cat([fix[..., :2], det[..., None]], dim=-1)  # (..., 3)
     return (u * fix[..., None, :]) @ vh
-
-
-def flip_smpl_axis_angle(pose: Tensor) -> Tensor:
-    """Horizontal flip of SMPL poses: swap left/right joints and negate the y and z components.
-
-    Args:
-        pose: (..., 72) axis-angle, radians (24 joints x 3).
-    Returns:
-        (..., 72). The flip is an involution.
-    """
-    aa = pose.reshape(pose.shape[:-1] + (SMPL_NUM_JOINTS, 3))  # (..., 24, 3)
-    sign = torch.tensor(_AA_FLIP_SIGN, dtype=pose.dtype, device=pose.device)
-    flipped = aa[..., list(SMPL_FLIP_PERM), :] * sign
-    return flipped.reshape(pose.shape)
-
-
-def flip_smpl_rotmat(rot: Tensor) -> Tensor:
-    """The same flip on matrices: swap left/right joints and conjugate with M = diag(-1, 1, 1).
-
-    Args:
-        rot: (..., 24, 3, 3) rotation matrices.
-    Returns:
-        (..., 24, 3, 3), ``M R M`` per joint, which equals the flip of its axis-angle.
-    """
-    sign = torch.tensor((-1.0, 1.0, 1.0), dtype=rot.dtype, device=rot.device)
-    mirror = sign[:, None] * sign[None, :]  # (3, 3): M R M negates entries (0, k) and (k, 0) for k != 0
-    return rot[..., list(SMPL_FLIP_PERM), :, :] * mirror
-
-
-def flip_h36m_keypoints(kp: Tensor) -> Tensor:
-    """Horizontal flip of H36M-17 keypoints: negate channel 0 (x) and swap left/right joints.
-
-    Args:
-        kp: (..., 17, C) with x in channel 0, centred on x = 0 (root-relative 3D, or 2D normalised to
-            [-1, 1]); any further channels (y, z, confidence) are kept.
-    Returns:
-        (..., 17, C).
-    """
-    sign = torch.tensor([-1.0] + [1.0] * (kp.shape[-1] - 1), dtype=kp.dtype, device=kp.device)
-    return kp[..., list(H36M_FLIP_PERM), :] * sign
 
 
 def roll_matrix(angle: float) -> Tensor:

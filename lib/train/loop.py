@@ -14,7 +14,7 @@ from torch import nn
 from tqdm import tqdm
 
 from lib.errors import RefineError
-from lib.train.distributed import DistInfo, all_reduce_sum, any_true
+from lib.runtime import DistInfo, all_reduce_sum, any_true
 from lib.train.losses import compute_losses
 from lib.train.targets import smpl_targets
 

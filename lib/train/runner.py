@@ -32,8 +32,9 @@ from lib.config.cli import load_configs
 from lib.errors import ConfigError
 from lib.eval.evaluate import EvalReport, evaluate_split, format_report_table
 from lib.model.build import build_model, count_trainable_parameters
+from lib.model import checkpoint as model_ckpt
 from lib.train import checkpoint as ckpt_io
-from lib.train import distributed
+from lib import runtime
 from lib.train.log_setup import setup_logging
 from lib.train.loop import train_one_epoch
 
@@ -85,8 +86,8 @@ def save_run_configs(out: Path, args: argparse.Namespace, task_cfg: Any, hyper_c
             write_text_atomic(out / Path(src).name, Path(src).read_text(encoding="utf-8"))
     resolved = {
         "task_config": task_cfg.to_dict(),
-        "hyper_config": ckpt_io._as_dict(hyper_cfg),
-        "model_options": ckpt_io._as_dict(options),
+        "hyper_config": model_ckpt.config_as_dict(hyper_cfg),
+        "model_options": model_ckpt.config_as_dict(options),
         "command": " ".join(shlex.quote(a) for a in sys.argv),
     }
     write_text_atomic(out / "resolved_config.yaml", yaml.safe_dump(resolved, sort_keys=False))
@@ -106,14 +107,14 @@ def write_metrics(out: Path, report: EvalReport, **extra: Any) -> Path:
 def run(args: argparse.Namespace) -> None:
     task_cfg, hyper_cfg, options = load_configs(args)
     check_flags(args, task_cfg)
-    info, device = distributed.setup(args.device)
+    info, device = runtime.setup(args.device)
     try:
         _run(args, task_cfg, hyper_cfg, options, info, device)
     finally:
-        distributed.teardown(info)
+        runtime.teardown(info)
 
 
-def _run(args, task_cfg, hyper_cfg, options, info: distributed.DistInfo, device: torch.device) -> None:
+def _run(args, task_cfg, hyper_cfg, options, info: runtime.DistInfo, device: torch.device) -> None:
     out: Path = args.checkpoint
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d_%H%M%S")
@@ -147,10 +148,10 @@ def _run(args, task_cfg, hyper_cfg, options, info: distributed.DistInfo, device:
 
 
 def evaluate_checkpoint(args, task_cfg, hyper_cfg, options, model, body, device, out: Path,
-                        info: distributed.DistInfo) -> list[EvalReport]:
-    ckpt = ckpt_io.read_checkpoint(args.evaluate)
-    ckpt_io.check_compatible(ckpt, args.evaluate, ckpt_io.model_signature(task_cfg, hyper_cfg, options))
-    ckpt_io.load_model_state(model, ckpt, args.evaluate)
+                        info: runtime.DistInfo) -> list[EvalReport]:
+    ckpt = model_ckpt.read_checkpoint(args.evaluate)
+    model_ckpt.check_compatible(ckpt, args.evaluate, model_ckpt.model_signature(task_cfg, hyper_cfg, options))
+    model_ckpt.load_model_state(model, ckpt, args.evaluate)
     log.info("evaluating %s (trained %d epochs)", args.evaluate, ckpt.get("epoch", -1))
     reports = []
     for dataset in test_splits(task_cfg):
@@ -211,7 +212,7 @@ def resolve_pretrained(args: argparse.Namespace, task_cfg: Any) -> Path | None:
     return None
 
 
-def wrap_distributed(model: torch.nn.Module, device: torch.device, info: distributed.DistInfo) -> torch.nn.Module:
+def wrap_distributed(model: torch.nn.Module, device: torch.device, info: runtime.DistInfo) -> torch.nn.Module:
     """DDP wrapper under torchrun (identity otherwise); BatchNorm -> SyncBatchNorm on CUDA only."""
     if not info.enabled:
         return model
@@ -224,7 +225,7 @@ def wrap_distributed(model: torch.nn.Module, device: torch.device, info: distrib
 
 
 def make_loader(dataset, batch: int, seed: int, epoch: int, task_cfg: Any, device: torch.device,
-                info: distributed.DistInfo, single_frames: bool) -> DataLoader:
+                info: runtime.DistInfo, single_frames: bool) -> DataLoader:
     """An epoch's loader: shuffled by (seed, epoch) only, so a resumed run sees the same order."""
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
     if info.enabled:
@@ -240,19 +241,19 @@ def make_loader(dataset, batch: int, seed: int, epoch: int, task_cfg: Any, devic
                       persistent_workers=False, pin_memory=device.type == "cuda")
 
 
-def train(args, task_cfg, hyper_cfg, options, model, body, device, out: Path, info: distributed.DistInfo,
+def train(args, task_cfg, hyper_cfg, options, model, body, device, out: Path, info: runtime.DistInfo,
           autocast_dtype: torch.dtype | None) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
     from lib.data.datasets import MeshFiles, build_eval_splits, build_train_sets
 
-    signature = ckpt_io.model_signature(task_cfg, hyper_cfg, options)
+    signature = model_ckpt.model_signature(task_cfg, hyper_cfg, options)
     resume = resolve_resume(args, out)
     ckpt = None
     if resume is not None:
-        ckpt = ckpt_io.read_checkpoint(resume)
-        ckpt_io.check_compatible(ckpt, resume, signature)
-        ckpt_io.load_model_state(model, ckpt, resume)
+        ckpt = model_ckpt.read_checkpoint(resume)
+        model_ckpt.check_compatible(ckpt, resume, signature)
+        model_ckpt.load_model_state(model, ckpt, resume)
         if args.pretrained is not None or task_cfg.backbone_ckpt:
             log.info("resuming: the pretrained backbone is not loaded (the checkpoint already holds trained weights)")
     else:
@@ -332,7 +333,7 @@ def train(args, task_cfg, hyper_cfg, options, model, body, device, out: Path, in
                 })
                 save_epoch(out, writer, history, reports, improved, epoch, task_cfg, hyper_cfg, options, model,
                            optimizer, scheduler, best, best_epoch)
-            distributed.barrier(info)
+            runtime.barrier(info)
             summary = "  ".join(f"{n} mpjpe {r.input['mpjpe']:.2f} -> {r.refined['mpjpe']:.2f} mm"
                                 for n, r in reports.items())
             log.info("epoch %d/%d done in %.1fs, lr %s, %s, best %.2f mm (epoch %d)", epoch + 1, task_cfg.epochs,
@@ -353,7 +354,7 @@ def train(args, task_cfg, hyper_cfg, options, model, body, device, out: Path, in
 
 
 def validate(net, body, task_cfg, test_sets: dict, select_on: str, epoch: int, device: torch.device,
-             info: distributed.DistInfo) -> dict[str, EvalReport]:
+             info: runtime.DistInfo) -> dict[str, EvalReport]:
     """Validation after ``epoch`` completed epochs' training (0: before any step): H36M during its
     warm-up epochs or when selecting on it, 3DPW when selecting on it."""
     reports: dict[str, EvalReport] = {}
@@ -365,7 +366,7 @@ def validate(net, body, task_cfg, test_sets: dict, select_on: str, epoch: int, d
 
 
 def validate_start(net, body, task_cfg, test_sets: dict, select_on: str, device: torch.device,
-                   info: distributed.DistInfo, out: Path, writer, history: list, model, optimizer, scheduler,
+                   info: runtime.DistInfo, out: Path, writer, history: list, model, optimizer, scheduler,
                    hyper_cfg, options) -> tuple[float, int]:
     """Validate the model before training (epoch 0) and save it as ``best_epoch.bin``.
 
@@ -383,7 +384,7 @@ def validate_start(net, body, task_cfg, test_sets: dict, select_on: str, device:
                                 for n, r in reports.items()}})
         save_epoch(out, writer, history, reports, True, -1, task_cfg, hyper_cfg, options, model, optimizer,
                    scheduler, best, 0)
-    distributed.barrier(info)
+    runtime.barrier(info)
     summary = "  ".join(f"{n} mpjpe {r.input['mpjpe']:.2f} -> {r.refined['mpjpe']:.2f} mm" for n, r in reports.items())
     log.info("epoch 0 (before training) validated in %.1fs: %s", time.perf_counter() - t0, summary)
     return best, 0

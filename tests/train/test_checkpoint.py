@@ -13,6 +13,7 @@ from torch import nn
 
 from lib.config.task import TaskConfig
 from lib.errors import CheckpointError
+from lib.model import checkpoint as mck
 from lib.train import checkpoint as ck
 
 
@@ -41,13 +42,13 @@ def test_atomic_save_keeps_previous_file_when_interrupted(tmp_path: Path, monkey
     with pytest.raises(KeyboardInterrupt):
         ck.atomic_save({"model": {"w": torch.zeros(3)}, "epoch": 2}, path)
     monkeypatch.undo()
-    assert ck.read_checkpoint(path)["epoch"] == 1
+    assert mck.read_checkpoint(path)["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["latest_epoch.bin"]  # no temp file left behind
 
 
 def test_strip_wrapper_prefixes() -> None:
     state = {"module.backbone.0.weight": 1, "_orig_mod.module.head.bias": 2, "head.weight": 3}
-    assert ck.strip_wrapper_prefixes(state) == {"backbone.0.weight": 1, "head.bias": 2, "head.weight": 3}
+    assert mck.strip_wrapper_prefixes(state) == {"backbone.0.weight": 1, "head.bias": 2, "head.weight": 3}
 
 
 def test_rng_round_trip_through_a_weights_only_file(tmp_path: Path) -> None:
@@ -55,7 +56,7 @@ def test_rng_round_trip_through_a_weights_only_file(tmp_path: Path) -> None:
     ck.atomic_save({"model": {}, "rng": ck.capture_rng()}, tmp_path / "c.bin")
     expected = (random.random(), np.random.rand(3), torch.rand(3))
     random.seed(9), np.random.seed(9), torch.manual_seed(9)
-    ck.restore_rng(ck.read_checkpoint(tmp_path / "c.bin")["rng"])
+    ck.restore_rng(mck.read_checkpoint(tmp_path / "c.bin")["rng"])
     again = (random.random(), np.random.rand(3), torch.rand(3))
     assert expected[0] == again[0]
     np.testing.assert_array_equal(expected[1], again[1])
@@ -74,15 +75,15 @@ def test_full_checkpoint_round_trip_and_signature(tmp_path: Path) -> None:
     state = ck.build_checkpoint(model=model, optimizer=opt, scheduler=sched, scaler=None, epoch=3, best_metric=42.5,
                                 best_epoch=2, task_cfg=cfg, hyper_cfg=None, options=Options())
     ck.atomic_save(state, tmp_path / "c.bin")
-    loaded = ck.read_checkpoint(tmp_path / "c.bin")
+    loaded = mck.read_checkpoint(tmp_path / "c.bin")
     assert (loaded["epoch"], loaded["best_metric"], loaded["best_epoch"]) == (3, 42.5, 2)
     other = Tiny()
-    ck.load_model_state(other, loaded, tmp_path / "c.bin")
+    mck.load_model_state(other, loaded, tmp_path / "c.bin")
     for (k, a), (_, b) in zip(model.state_dict().items(), other.state_dict().items()):
         assert torch.equal(a, b), k
-    ck.check_compatible(loaded, "c.bin", ck.model_signature(cfg.replace(lr_head=1.0, epochs=5), None, Options()))
+    mck.check_compatible(loaded, "c.bin", mck.model_signature(cfg.replace(lr_head=1.0, epochs=5), None, Options()))
     with pytest.raises(CheckpointError) as err:
-        ck.check_compatible(loaded, "c.bin", ck.model_signature(cfg.replace(depth=2), None, Options(version=1)))
+        mck.check_compatible(loaded, "c.bin", mck.model_signature(cfg.replace(depth=2), None, Options(version=1)))
     msg = str(err.value)
     assert "depth: checkpoint 6, now 2" in msg and "option.version: checkpoint 2, now 1" in msg and "\n" not in msg
 
@@ -91,17 +92,17 @@ def test_strict_load_names_missing_and_unexpected(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match=r"1 missing: head.bias.*1 unexpected: head.extra"):
         state = Tiny().state_dict()
         state["head.extra"] = state.pop("head.bias")
-        ck.load_model_state(Tiny(), {"model": state}, "x.bin")
+        mck.load_model_state(Tiny(), {"model": state}, "x.bin")
 
 
 def test_read_errors(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="checkpoint not found"):
-        ck.read_checkpoint(tmp_path / "missing.bin")
+        mck.read_checkpoint(tmp_path / "missing.bin")
     bad = tmp_path / "truncated.bin"
     ck.atomic_save({"model": {"w": torch.ones(100)}}, bad)
     bad.write_bytes(bad.read_bytes()[:50])
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
-        ck.read_checkpoint(bad)
+        mck.read_checkpoint(bad)
 
 
 def test_backbone_loading_by_name_and_shape(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -125,7 +126,7 @@ def test_backbone_loading_refuses_unrelated_weights(tmp_path: Path) -> None:
 
 
 def test_signature_without_a_later_weight_key_means_its_default() -> None:
-    from lib.train.checkpoint import model_signature, signature_differences
+    from lib.model.checkpoint import model_signature, signature_differences
 
     options = {"version": 1}
     current = model_signature(TaskConfig(dt_file_pw3d="x.pkl"), None, options)
@@ -139,17 +140,17 @@ def test_clip_shape_is_part_of_the_signature_old_checkpoints_included() -> None:
     options = {"version": 1}
     per_frame = TaskConfig(dt_file_pw3d="x.pkl", clip_shape=False)
     clip_mean = per_frame.replace(clip_shape=True)
-    saved = ck.model_signature(per_frame, None, options)
+    saved = mck.model_signature(per_frame, None, options)
     with pytest.raises(CheckpointError, match=r"clip_shape: checkpoint False, now True"):
-        ck.check_compatible({"signature": saved}, "c.bin", ck.model_signature(clip_mean, None, options))
+        mck.check_compatible({"signature": saved}, "c.bin", mck.model_signature(clip_mean, None, options))
     # a signature written before clip_shape joined it: the stored task config says which it was ...
-    older = {k: v for k, v in ck.model_signature(clip_mean, None, options).items() if k != "clip_shape"}
-    ck.check_compatible({"signature": older, "task_config": clip_mean.to_dict()}, "c.bin",
-                        ck.model_signature(clip_mean, None, options))
+    older = {k: v for k, v in mck.model_signature(clip_mean, None, options).items() if k != "clip_shape"}
+    mck.check_compatible({"signature": older, "task_config": clip_mean.to_dict()}, "c.bin",
+                        mck.model_signature(clip_mean, None, options))
     with pytest.raises(CheckpointError, match=r"clip_shape: checkpoint True, now False"):
-        ck.check_compatible({"signature": older, "task_config": clip_mean.to_dict()}, "c.bin", saved)
+        mck.check_compatible({"signature": older, "task_config": clip_mean.to_dict()}, "c.bin", saved)
     # ... and without one it was written before the key existed: HybrIK's per-frame betas
-    assert ck.signature_differences(older, saved) == []
+    assert mck.signature_differences(older, saved) == []
 
 
 class _Payload:
@@ -166,7 +167,7 @@ def test_a_checkpoint_holding_an_arbitrary_object_is_refused_without_running_it(
     marker = tmp_path / "code_ran"
     path = tmp_path / "evil.bin"
     torch.save({"model": {"w": torch.ones(2)}, "extra": _Payload(marker)}, path)
-    for read in (ck.read_checkpoint, ck.read_checkpoint_any):
+    for read in (mck.read_checkpoint, ck.read_checkpoint_any):
         with pytest.raises(CheckpointError, match=r"evil.bin: not a readable checkpoint") as err:
             read(path)
         assert "\n" not in str(err.value)

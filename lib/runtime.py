@@ -1,4 +1,5 @@
-"""Multi-process training with ``torchrun`` (DistributedDataParallel), detected from the environment.
+"""Where the code runs: the one device choice (``resolve_device``) and multi-process runs with
+``torchrun`` (DistributedDataParallel), detected from the environment. Used by training and evaluation.
 
 ``torchrun --nproc_per_node K train_mesh_refine.py ...`` sets ``RANK``, ``LOCAL_RANK`` and
 ``WORLD_SIZE``; the same command without torchrun is the single-process path. The backend is chosen
@@ -18,9 +19,28 @@ import torch
 import torch.distributed as dist
 
 from lib.errors import ConfigError
-from lib.train.device import resolve_device
 
 log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str | None = None) -> torch.device:
+    """``None`` or ``"auto"``: CUDA when available, else CPU. Otherwise the named device, checked.
+
+    Raises:
+        ConfigError: CUDA requested on a machine without it, or an unknown device string.
+    """
+    if name in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"--device {name!r} is not a device; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {name} requested but CUDA is not available here; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) visible")
+    return device
 
 
 @dataclass(frozen=True)
