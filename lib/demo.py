@@ -127,7 +127,7 @@ def run(out: Path, seed: int, epochs: int | None) -> int:
 
 
 def write_report(report: Path, ckpt: Path, evaluation: Path, data_root: Path, train_seconds: float) -> dict[str, Path]:
-    from lib.deploy.render import render_comparison
+    from lib.deploy.compare import render_comparison
     from lib.eval.evaluate import EvalReport, format_report_table
     from lib.viz.plots import plot_curves, plot_per_joint
 

@@ -1,8 +1,8 @@
 """Synthetic data style "b": the same files and formats as style "a", every convention different.
 
-    python -m lib.data.synthetic --out data/demo_b --preset demo --style b
+    python -m lib.data.synthetic --out data/demo_b --preset demo --style b      (style b: this module)
 
-``lib.data.synthetic`` (style "a") documents the files, keys, dtypes and source names; style "b"
+``lib.data.synthetic_style_a`` (style "a") documents the files, keys, dtypes and source names; style "b"
 writes exactly those (same keys, shapes, dtypes, naming patterns, a test sequence shorter than 16
 frames) but draws everything from other distributions, as data a user brings would differ from ours.
 All numbers are module constants here (never in configs). Pure function of (seed, preset): same bytes.
@@ -103,7 +103,7 @@ from scipy.spatial.transform import Rotation
 
 from lib.body.joint_names import H36M_JOINT_NAMES, SMPL_NUM_BETAS, SMPL_NUM_JOINTS
 from lib.data.keypoints2d import H36M_CAMERA_RES
-from lib.data.synthetic import (
+from lib.data.synthetic_style_a import (
     _J,
     H36M_CAMERAS,
     MESH_FILES,
@@ -122,6 +122,7 @@ from lib.data.synthetic import (
 )
 
 STYLE = "b"
+GENERATOR_VERSION = 1  # bumped whenever the output for a given (seed, preset) changes
 _STYLE_STREAM = 0xB                # extra RNG stream key: style b never shares a draw with style a
 _DATASET_ID = {"h36m": 1, "pw3d": 2, "coco": 3}
 _SPLIT_ID = {"train": 1, "test": 2}
@@ -502,7 +503,7 @@ def _rest_posture(rng: np.random.Generator, t: np.ndarray, fps: float) -> np.nda
 
 def sequence_motion(rng: np.random.Generator, n_frames: int, fps: float,
                     probs: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
-    """Style-b GT motion in the world frame (y up); same outputs as ``synthetic.sequence_motion``."""
+    """Style-b GT motion in the world frame (y up); same outputs as ``synthetic_style_a.sequence_motion``."""
     t = np.arange(n_frames) / fps
     starts, acts = [], []
     start = 0.0

@@ -16,8 +16,8 @@ from PIL import Image
 
 from lib.body.joint_names import H36M_ROOT
 from lib.deploy.render import GT_COLOR, HYBRIK_COLOR, REFINED_COLOR, PinholeCamera, render_panels
-from lib.windowed import refine_sequence, torch_window_fn, with_flip
 from lib.geometry.rotation import axis_angle_to_matrix
+from lib.windowed import refine_sequence, torch_window_fn, with_flip
 
 VIEW_DEPTH_M = 3.0
 FOCAL_PER_SIZE = 1.2   # focal length / panel size: a 1.7 m person fills ~2/3 of the panel at 3 m

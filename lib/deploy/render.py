@@ -139,13 +139,6 @@ def side_by_side(frame: np.ndarray | None, camera: PinholeCamera, faces: np.ndar
                          max_panel_width, keypoints_2d)
 
 
-def render_comparison(checkpoint: str | Path, data_root: str | Path, out: str | Path, **kwargs: object) -> Path:
-    """Ground truth, HybrIK and refined meshes of a synthetic / real test sequence (``lib.deploy.compare``)."""
-    from lib.deploy.compare import render_comparison as render
-
-    return render(checkpoint, data_root, out, **kwargs)
-
-
 def save_png(image: np.ndarray, out_dir: str | Path, index: int, prefix: str = "frame") -> Path:
     """Write ``out_dir/prefix_{index:06d}.png``."""
     out = Path(out_dir)

@@ -15,7 +15,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from lib.body.joint_names import H36M_EVAL_14, H36M_ROOT
-from lib.data import synthetic
+from lib.data import synthetic, synthetic_style_a
 from lib.data.keypoints2d import DATASET_CANVAS, H36M_CAMERA_RES
 from lib.data.synthetic import GENERATOR_VERSIONS, MANIFEST_FILE, MESH_FILES, PRESETS, ensure_data_root, generate_data_root
 
@@ -216,12 +216,12 @@ def test_2d_is_the_projection_of_joint_cam_plus_documented_noise(pickles: dict[s
     err = np.linalg.norm(np.concatenate(residuals), axis=-1)
     conf = np.concatenate(confs)
     outlier = err > 20                                          # 5 sigma: only the injected outliers
-    assert abs(outlier.mean() - synthetic.KP2D_OUTLIER_PROB) < 0.015
+    assert abs(outlier.mean() - synthetic_style_a.KP2D_OUTLIER_PROB) < 0.015
     inlier_xy = np.concatenate(residuals)[~outlier]
-    assert abs(inlier_xy.std() / synthetic.KP2D_SIGMA_PX - 1) < 0.15
+    assert abs(inlier_xy.std() / synthetic_style_a.KP2D_SIGMA_PX - 1) < 0.15
     # Confidence follows the error: outliers low, small errors high.
-    assert conf[outlier].max() <= synthetic.KP2D_OUTLIER_CONF[1] + 1e-6
-    assert conf[err < synthetic.KP2D_SIGMA_PX].mean() > 0.85
+    assert conf[outlier].max() <= synthetic_style_a.KP2D_OUTLIER_CONF[1] + 1e-6
+    assert conf[err < synthetic_style_a.KP2D_SIGMA_PX].mean() > 0.85
 
 
 def _relative_rotvec(pickles: dict[str, dict[str, Any]], split: str) -> tuple[np.ndarray, list]:
@@ -234,7 +234,7 @@ def _relative_rotvec(pickles: dict[str, dict[str, Any]], split: str) -> tuple[np
 
 def test_hybrik_like_pose_error_has_documented_magnitudes(pickles: dict[str, dict[str, Any]]) -> None:
     err, runs = _relative_rotvec(pickles, "train")
-    jitter, bias = np.radians(synthetic.HYBRIK_JITTER_DEG), np.radians(synthetic.HYBRIK_BIAS_DEG)
+    jitter, bias = np.radians(synthetic_style_a.HYBRIK_JITTER_DEG), np.radians(synthetic_style_a.HYBRIK_BIAS_DEG)
     total = MEAN_ANGLE_PER_AXIS_STD * math.hypot(jitter, bias)
     assert abs(np.linalg.norm(err, axis=-1).mean() / total - 1) < 0.15
     steps, smoothed = [], []
@@ -255,13 +255,13 @@ def test_hybrik_like_pose_error_has_documented_magnitudes(pickles: dict[str, dic
 def test_hybrik_like_betas_and_coco_error(pickles: dict[str, dict[str, Any]]) -> None:
     arrays = pickles["pw3d"]["train"]
     diff = arrays["pred_smpl_shape"] - arrays["smpl_shape"]
-    total = math.hypot(synthetic.HYBRIK_BETAS_OFFSET_STD, synthetic.HYBRIK_BETAS_JITTER_STD)
+    total = math.hypot(synthetic_style_a.HYBRIK_BETAS_OFFSET_STD, synthetic_style_a.HYBRIK_BETAS_JITTER_STD)
     assert abs(diff.std() / total - 1) < 0.35
     coco = pickles["coco"]["train"]
     gt = Rotation.from_rotvec(coco["smpl_pose"].reshape(-1, 3))
     pred = Rotation.from_rotvec(coco["pred_smpl_pose"].reshape(-1, 3).astype(np.float64))
-    expected = MEAN_ANGLE_PER_AXIS_STD * math.hypot(np.radians(synthetic.HYBRIK_JITTER_DEG),
-                                                    np.radians(synthetic.HYBRIK_BIAS_DEG))
+    expected = MEAN_ANGLE_PER_AXIS_STD * math.hypot(np.radians(synthetic_style_a.HYBRIK_JITTER_DEG),
+                                                    np.radians(synthetic_style_a.HYBRIK_BIAS_DEG))
     assert abs((gt.inv() * pred).magnitude().mean() / expected - 1) < 0.15
 
 

@@ -8,7 +8,8 @@ import numpy as np
 from PIL import Image
 
 from lib.deploy import camera as cam
-from lib.deploy.render import PinholeCamera, render_comparison, render_mesh, save_frames
+from lib.deploy.compare import render_comparison
+from lib.deploy.render import PinholeCamera, render_mesh, save_frames
 
 
 def _inside(p: np.ndarray, tri: np.ndarray) -> np.ndarray:
