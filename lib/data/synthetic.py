@@ -81,7 +81,6 @@ import argparse
 import math
 import os
 import pickle
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +90,7 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
+from lib.atomic_write import atomic_open
 from lib.body.joint_names import SMPL_JOINT_NAMES, SMPL_NUM_BETAS, SMPL_NUM_JOINTS
 from lib.data.keypoints2d import DATASET_CANVAS, H36M_CAMERA_RES
 
@@ -705,15 +705,9 @@ def _render(takes: list[_Take], body_model: torch.nn.Module, dataset: str, split
 
 
 def _write_pickle(obj: Any, path: Path) -> None:
-    """Pickle with a fixed protocol, written to a temporary file then renamed (no partial files)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(obj, f, protocol=PICKLE_PROTOCOL)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Pickle with a fixed protocol through ``lib.atomic_write`` (no partial files)."""
+    with atomic_open(path, "wb") as handle:
+        pickle.dump(obj, handle, protocol=PICKLE_PROTOCOL)
 
 
 STYLES = ("a", "b")

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lib.atomic_write import atomic_open
 from lib.body.joint_names import H36M_ROOT, SMPL_NUM_JOINTS
 from lib.body.smpl import HYBRIK_H36M_REGRESSOR_FILE, BodyModel, load_joint_regressor
 from lib.data.keypoints2d import pose2d_input
@@ -223,10 +224,11 @@ def result_arrays(seq: HybrIKSequence, refined_rot: np.ndarray, refined_betas: n
 
 
 def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
-    """``np.savez`` (plain arrays only: loadable with ``allow_pickle=False``) through a temp file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
-    return path
+    """``np.savez`` (plain arrays only: loadable with ``allow_pickle=False``) through ``lib.atomic_write``.
+
+    Raises:
+        WriteError: the file cannot be written (one line; no partial file, a previous file unchanged).
+    """
+    with atomic_open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+    return Path(path)

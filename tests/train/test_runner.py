@@ -211,3 +211,42 @@ def test_training_that_never_beats_the_start_returns_epoch_0(tmp_path: Path, dat
     assert json.loads((out / "metrics_h36m.json").read_text())["epoch"] == 0
     assert "no epoch beat the untrained start" in caplog.text
     load_refiner_from_checkpoint(out / "best_epoch.bin")  # a complete checkpoint that loads
+
+
+def _file_size_limit(limit_bytes: int):
+    """preexec_fn: writes past ``limit_bytes`` fail with EFBIG (a full disk, as far as one file goes)."""
+    import resource
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    return apply
+
+
+def test_a_full_disk_at_a_checkpoint_save_is_one_line_and_a_restart_resumes(trained: tuple[Path, Path],
+                                                                             tmp_path: Path, data_root: Path,
+                                                                             tiny_config, seed_command) -> None:
+    import shutil
+
+    _, out_full = trained
+    out = tmp_path / "ckpt"
+    shutil.copytree(out_full, out)  # 2 epochs done; epoch 3's checkpoint will not fit
+    cfg3 = tiny_config(tmp_path, "train_pw3d", data_root, epochs=3)
+    size = (out / "latest_epoch.bin").stat().st_size
+    sizes = sorted(p.stat().st_size for p in out.rglob("*") if p.is_file() and p.suffix != ".bin")
+    limit = size // 2
+    assert sizes[-1] * 2 < limit, (size, sizes)  # history, configs, metrics, log and events still fit
+    cmd = [sys.executable, str(ROOT / "train_mesh_refine.py"), *seed_command(cfg3, out)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          preexec_fn=_file_size_limit(limit))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.endswith(f"error: {out / 'latest_epoch.bin'}: cannot write (EFBIG, File too large); "
+                                f"the file exceeds a file-size limit (ulimit -f) or the file system's maximum; "
+                                "raise the limit or write elsewhere; the previous file, if any, is unchanged\n")
+    assert "Traceback" not in proc.stderr
+    assert ck.read_checkpoint(out / "latest_epoch.bin")["epoch"] == 2  # the previous checkpoint, intact
+    assert not list(out.glob(".*.tmp"))
+    assert main(seed_command(cfg3, out)) == 0  # a plain restart resumes epoch 3
+    assert ck.read_checkpoint(out / "latest_epoch.bin")["epoch"] == 3
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [0, 1, 2, 3]
