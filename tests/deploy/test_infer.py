@@ -382,3 +382,23 @@ def test_malformed_inputs_end_in_one_line_naming_the_file(synthetic_video, tiny_
         code, _, err = _run_summary([*argv, "--out", tmp_path / "x.npz"], capsys)
         assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err, err
     assert not (tmp_path / "x.npz").exists() and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_an_npz_that_cannot_be_written_is_one_line(synthetic_video, tiny_setup, tmp_path, capsys, monkeypatch) -> None:
+    import errno
+    import os
+
+    from lib import atomic_write
+
+    out = tmp_path / "refined.npz"
+    out.write_bytes(b"yesterday's result")
+
+    def full_disk(src, dst):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(atomic_write.os, "replace", full_disk)
+    code, _, err = _run_summary(["--hybrik", synthetic_video.folder / "res.pk", "--checkpoint_file",
+                                 tiny_setup.checkpoint, "--out", out], capsys)
+    assert code == 2 and err == (f"error: {out}: cannot write (ENOSPC, No space left on device); free disk space or "
+                                 "write to another disk; the previous file, if any, is unchanged\n")
+    assert out.read_bytes() == b"yesterday's result" and sorted(tmp_path.iterdir()) == [out]
