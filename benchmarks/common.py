@@ -182,14 +182,14 @@ def machine_line(info: dict[str, Any]) -> str:
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> Path:
-    from lib.train.runner import write_text_atomic
+    from lib.atomic_write import write_text_atomic
 
     write_text_atomic(path, json.dumps(payload, indent=2, default=str) + "\n")
     return path
 
 
 def write_text(path: Path, text: str) -> Path:
-    from lib.train.runner import write_text_atomic
+    from lib.atomic_write import write_text_atomic
 
     write_text_atomic(path, text)
     return path

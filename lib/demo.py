@@ -17,6 +17,9 @@ from pathlib import Path
 
 import yaml
 
+from lib.atomic_write import make_folder, write_text_atomic
+from lib.errors import RefineError
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = ROOT / "configs" / "mesh" / "demo.yaml"
 HYPER = ROOT / "hyper_config" / "method2" / "manual_joint_label1.yaml"
@@ -74,15 +77,13 @@ def run(out: Path, seed: int, epochs: int | None) -> int:
     from lib.deploy.export import export_and_verify
     from lib.train.cli import main as train_main
 
-    out.mkdir(parents=True, exist_ok=True)
-    report = out / "report"
-    report.mkdir(exist_ok=True)
+    report = make_folder(out / "report")
     config = DEMO_CONFIG
     raw = yaml.safe_load(config.read_text())
     if epochs is not None:
         raw["epochs"] = epochs
         config = out / "demo.yaml"
-        config.write_text(yaml.safe_dump(raw, sort_keys=False))
+        write_text_atomic(config, yaml.safe_dump(raw, sort_keys=False))
     data_root = (ROOT / raw["data_root"]) if not Path(raw["data_root"]).is_absolute() else Path(raw["data_root"])
 
     step(f"1/5 synthetic data_root: {data_root}")
@@ -111,10 +112,10 @@ def run(out: Path, seed: int, epochs: int | None) -> int:
         result = export_and_verify(config=config, hyper_cfg=HYPER, checkpoint=ckpt / "best_epoch.bin",
                                    output=onnx_path, relation_bias="uniform", version=2)
     except RuntimeError as exc:  # written but above the parity tolerance: the file is kept
-        (report / "onnx_export.txt").write_text(f"{exc}\n")
+        write_text_atomic(report / "onnx_export.txt", f"{exc}\n")
         print(f"ONNX verification FAILED: {onnx_path} kept for inspection; see {report / 'onnx_export.txt'}")
         return 1
-    (report / "onnx_export.txt").write_text(result.report + "\n")
+    write_text_atomic(report / "onnx_export.txt", result.report + "\n")
     artefacts["ONNX model"] = onnx_path
     artefacts["ONNX verification"] = report / "onnx_export.txt"
 
@@ -146,7 +147,7 @@ def write_report(report: Path, ckpt: Path, evaluation: Path, data_root: Path, tr
     out["training curves"] = plot_curves(history, report / "curves.png")
     text = "\n\n".join(tables) + f"\n\ntraining: {len(history)} epochs in {train_seconds:.0f}s " \
         f"({train_seconds / max(len(history), 1):.0f}s per epoch, including validation)\n"
-    (report / "metrics.txt").write_text(text)
+    write_text_atomic(report / "metrics.txt", text)
     out["metrics table"] = report / "metrics.txt"
     print(text)
     out["rendered comparison"] = render_comparison(ckpt / "best_epoch.bin", data_root, report / "meshes.png")
@@ -159,7 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data and of training")
     parser.add_argument("--epochs", type=int, default=None, help="override the demo config's epochs")
     args = parser.parse_args(argv)
-    return run(args.out, args.seed, args.epochs)
+    try:
+        return run(args.out, args.seed, args.epochs)
+    except RefineError as exc:  # e.g. a report file that cannot be written: one line, as the other entries
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -24,3 +24,10 @@ class DataError(RefineError, ValueError):
 
 class CheckpointError(RefineError, ValueError):
     """A checkpoint is missing, malformed or incompatible with the current model."""
+
+
+class WriteError(RefineError, OSError):
+    """A file could not be written (no space, file too large, no permission, read-only folder).
+
+    Raised by ``lib.atomic_write``: the temp file is removed and the previous file, if any, is unchanged.
+    """

@@ -52,7 +52,6 @@ import os
 import pickle
 import struct
 import sys
-import tempfile
 import types
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -60,6 +59,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lib.atomic_write import write_bytes_atomic
 from lib.body.joint_names import (
     H36M_JOINT_NAMES,
     SMPL_JOINT_NAMES,
@@ -769,19 +769,6 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _write_atomic(path: Path, payload: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def write_smpl_assets(out_dir: str | os.PathLike, seed: int = 0,
                       forms: Sequence[str] = ("chumpy",)) -> dict[str, Path]:
     """Write the stand-in SMPL model in the requested forms plus the three joint regressors.
@@ -810,10 +797,10 @@ def write_smpl_assets(out_dir: str | os.PathLike, seed: int = 0,
     }
     for form in dict.fromkeys(forms):
         name, make = writers[form]
-        _write_atomic(out / name, make(model))
+        write_bytes_atomic(out / name, make(model))
         written[form] = out / name
     for name, key in _REGRESSOR_KEYS.items():
-        _write_atomic(out / name, _npy_bytes(model[key]))
+        write_bytes_atomic(out / name, _npy_bytes(model[key]))
         written[key] = out / name
     return written
 

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from lib.atomic_write import write_text_atomic
 from lib.data import synthetic_style_a, synthetic_style_b
 from lib.data.synthetic_style_a import MESH_FILES, PRESETS  # noqa: F401 - the file names and sizes of both styles
 
@@ -71,14 +70,7 @@ def write_data_root(out_dir: str | Path, seed: int = 0, preset: str = "tiny", st
     out = Path(out_dir)
     (out / MANIFEST_FILE).unlink(missing_ok=True)  # an interrupted rewrite must not look complete
     summary = generate_data_root(out, seed=seed, preset=preset, style=style)
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=MANIFEST_FILE, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=1, default=str)
-        os.replace(tmp, out / MANIFEST_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(out / MANIFEST_FILE, json.dumps(summary, indent=1, default=str))
     return summary
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -78,9 +78,7 @@ Files, keys, dtypes
 from __future__ import annotations
 
 import math
-import os
 import pickle
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,6 +87,7 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
+from lib.atomic_write import atomic_open
 from lib.body.joint_names import SMPL_JOINT_NAMES, SMPL_NUM_BETAS, SMPL_NUM_JOINTS
 from lib.data.keypoints2d import DATASET_CANVAS, H36M_CAMERA_RES
 
@@ -702,16 +701,10 @@ def _render(takes: list[_Take], body_model: torch.nn.Module, dataset: str, split
     return out
 
 
-def _write_pickle(obj: Any, path: Path) -> None:
-    """Pickle with a fixed protocol, written to a temporary file then renamed (no partial files)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(obj, f, protocol=PICKLE_PROTOCOL)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def write_pickle(obj: Any, path: Path) -> None:
+    """Pickle with a fixed protocol through ``lib.atomic_write`` (no partial files)."""
+    with atomic_open(path, "wb") as handle:
+        pickle.dump(obj, handle, protocol=PICKLE_PROTOCOL)
 
 
 STYLE = "a"
@@ -756,7 +749,7 @@ def generate_data_root(out_dir: str | Path, seed: int = 0, preset: str = "tiny")
             data[split] = _render(takes, body_model, dataset, split)
             frames = len(data[split]["source"])
             info[split] = {"frames": frames, "sequences": len(takes), "seconds": round(frames / FPS[dataset], 2)}
-        _write_pickle(data, out / MESH_FILES[dataset])
+        write_pickle(data, out / MESH_FILES[dataset])
         summary["datasets"][dataset] = info
     summary["files"] = sorted([Path(p).name for p in smpl_files.values()] + list(MESH_FILES.values()))
     return summary

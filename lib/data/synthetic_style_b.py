@@ -115,7 +115,7 @@ from lib.data.synthetic_style_a import (
     _smoothstep,
     _smpl_joints,
     _standing_heights,
-    _write_pickle,
+    write_pickle,
     look_at,
     project,
     world_rotations,
@@ -964,7 +964,7 @@ def generate_data_root(out_dir: str | Path, seed: int = 0, preset: str = "tiny")
             seconds = sum(len(take.heading) / take.fps for take in takes)
             info[split] = {"frames": frames, "sequences": len(takes), "seconds": round(seconds, 2)}
         info["fps"] = tuple(sorted(rates))
-        _write_pickle(data, out / MESH_FILES[dataset])
+        write_pickle(data, out / MESH_FILES[dataset])
         summary["datasets"][dataset] = {"file": info["file"], "fps": info["fps"], "train": info["train"],
                                         "test": info["test"]}
     summary["files"] = sorted([Path(p).name for p in smpl_files.values()] + list(MESH_FILES.values()))

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from lib.atomic_write import atomic_open
 from lib.body.joint_names import H36M_ROOT
 from lib.deploy.render import GT_COLOR, HYBRIK_COLOR, REFINED_COLOR, PinholeCamera, render_panels
 from lib.geometry.rotation import axis_angle_to_matrix
@@ -68,6 +69,6 @@ def render_comparison(checkpoint: str | Path, data_root: str | Path | None, out:
                           [(vertices[i], color, f"{label} (frame {f})") for label, (vertices, color) in meshes.items()])
             for i, f in enumerate(picks)]
     path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.concatenate(rows, axis=0)).save(path)
+    with atomic_open(path) as handle:
+        Image.fromarray(np.concatenate(rows, axis=0)).save(handle, format=path.suffix.lstrip(".").upper() or "PNG")
     return path

@@ -8,6 +8,10 @@ video's frames (``--frames``: an image folder or a GIF, with ``--boxes`` or the 
 frame's person box) through HybrIK, either our PyTorch port loaded from a checkpoint
 (``--hybrik_checkpoint``) or an exported ONNX (``--hybrik_onnx``). Both frame-based sources run the
 same function, ``lib.hybrik.run.hybrik_predict``.
+
+Frames where HybrIK or the 2D keypoints lost the person are bridged from their neighbours and flagged
+in the npz's ``valid`` (``--on_invalid bridge``, default) or refused in one line (``--on_invalid error``);
+see ``lib.deploy.invalid_frames``. A file that cannot be written is one ``WriteError`` line (exit 2).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from lib.deploy.inputs import (
     read_video_frames,
     whole_frame_boxes,
 )
+from lib.deploy.invalid_frames import ON_INVALID, bridge_linear, check_frames, keypoint_issues
 from lib.errors import ConfigError, DataError, RefineError
 from lib.hybrik.model import HRNET_WIDTH
 
@@ -111,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "training frame rate, then interleaved (default: the checkpoint's sample_stride)")
     model.add_argument("--device", default="cpu", help="torch device for --checkpoint_file (default cpu)")
     model.add_argument("--threads", type=int, default=2, help="onnxruntime threads (default 2)")
+    invalid = parser.add_argument_group("invalid frames (HybrIK lost the person, a missing or non-finite estimate, "
+                                        "an empty box, 2D with every confidence 0)")
+    invalid.add_argument("--on_invalid", choices=ON_INVALID, default="bridge",
+                         help="bridge: interpolate them from the nearest valid frames (rotations by slerp, the rest "
+                              "linearly, held at the ends) and flag them in the npz's 'valid' (default); error: stop "
+                              "with one line naming the file and the first invalid frames")
     out = parser.add_argument_group("output")
     out.add_argument("--out", type=Path, required=True, metavar="FILE.npz", help="the npz to write")
     out.add_argument("--fps", type=float, default=None, help="frame rate stored in the npz (default: file's, else 30)")
@@ -194,7 +205,7 @@ def _hybrik_from_frames(args: argparse.Namespace, video: VideoFrames, data_root:
         source = args.hybrik_onnx
     flip = args.hybrik_flip is not False
     res = hybrik_predict(video.read(), boxes, model, flip_test=flip, frame_names=list(video.names))
-    return hybrik_sequence_from_mapping(res, source)
+    return hybrik_sequence_from_mapping(res, source, frame_indices=False)  # one entry per frame, by construction
 
 
 def _render(args: argparse.Namespace, arrays: dict[str, np.ndarray], video: VideoFrames | None,
@@ -234,6 +245,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         seq = _hybrik_from_frames(args, video, data_root)
     else:
         seq = read_hybrik_results(args.hybrik)
+    valid = check_frames(seq.issues or [""] * seq.frames, seq.source, args.on_invalid)  # (F,) HybrIK's frames
+    seq = pl.bridge_sequence(seq)
     if video is not None and len(video) != seq.frames:
         raise DataError(f"{args.frames}: {len(video)} frames but the HybrIK results have {seq.frames}; "
                         "give the frames of the same video")
@@ -248,7 +261,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     placed_input = pl.place_smpl(body, regressor, seq.rot_mat, seq.betas, transl)
     if args.keypoints2d is not None:
         keypoints = read_keypoints_2d(args.keypoints2d, args.keypoints_layout, seq.frames, seq.bbox)
-    else:
+        valid_2d = check_frames(keypoint_issues(keypoints), str(args.keypoints2d), args.on_invalid)
+        keypoints = bridge_linear(keypoints, valid_2d)  # (F, 17, 3) px + confidence
+        valid = valid & valid_2d
+    else:  # from the bridged HybrIK joints: valid where HybrIK is
         keypoints = pl.projected_keypoints(seq, sizes, placed_input.hybrik_17)
     pose2d = pl.network_pose2d(keypoints, sizes, refiner.in_channels, str(args.keypoints2d or seq.source))
     rot, betas = pl.refine(refiner, seq, pose2d, flip=args.flip, overlap=args.overlap, sample_stride=args.sample_stride)
@@ -259,14 +275,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "overlap": args.overlap if args.overlap is not None else refiner.clip_len // 2,
                 "flip": refiner.flip if args.flip is None else args.flip,
                 "keypoints_2d": str(args.keypoints2d) if args.keypoints2d else "projected HybrIK joints",
-                "hybrik": str(args.hybrik or args.hybrik_onnx or args.hybrik_checkpoint)}
+                "hybrik": str(args.hybrik or args.hybrik_onnx or args.hybrik_checkpoint),
+                "on_invalid": args.on_invalid}
     if args.hybrik is None:
         settings["boxes"] = str(args.boxes) if args.boxes is not None else "whole frame"
     arrays = pl.result_arrays(seq, rot, betas, placed_input, placed_refined, keypoints, pose2d, sizes,
-                              body.faces, fps, settings)
+                              body.faces, fps, settings, valid)
     path = pl.write_npz(args.out, arrays)
     rendered = _render(args, arrays, video, fps) if args.render is not None else []
-    return {"frames": seq.frames, "out": str(path), "rendered": [str(p) for p in rendered], **settings}
+    return {"frames": seq.frames, "invalid_frames": int((~valid).sum()), "out": str(path),
+            "rendered": [str(p) for p in rendered], **settings}
 
 
 def main(argv: list[str] | None = None) -> int:

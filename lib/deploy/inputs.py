@@ -8,7 +8,9 @@ HybrIK results (``read_hybrik_results``), one person, one row per frame:
 * a plain ``.npz`` or ``.json`` (a dict of arrays / nested lists) with the pose as ``pose_aa``
   ((F, 72) or (F, 24, 3) axis-angle, rad) **or** ``rot_mat`` ((F, 216), (F, 24, 9) or (F, 24, 3, 3)),
   ``betas`` (F, 10), and optionally ``transl`` (F, 3) m, ``bbox`` (F, 4), ``width`` / ``height``
-  (scalars or (F,)) and ``fps``. HybrIK's key names are accepted in these files too.
+  (scalars or (F,)) and ``fps``. HybrIK's key names are accepted in these files too;
+* frame indices, when a file carries them (``FRAME_INDEX_KEYS``, else the numbers ending ``img_path``'s
+  file names): a frame without an entry is missing, an invalid frame.
 
 2D keypoints (``read_keypoints_2d``), H36M-17 or COCO-17 (converted with ``coco_to_h36m``):
 
@@ -29,6 +31,9 @@ PyAV, OpenCV) is a dependency, so other video files are refused with the ``ffmpe
 extracts their frames. Person boxes (``read_boxes``), one per frame, or ``whole_frame_boxes``.
 
 Every problem is one ``DataError`` line naming the file, the key, expected vs actual, and the fix.
+Frames without a usable estimate are not problems of the file: they are kept as *invalid frames*
+(NaN values, a reason in ``HybrIKSequence.issues``; a 2D joint with a NaN gets confidence 0, an empty
+box becomes a NaN row) and ``lib.deploy.invalid_frames`` reports and bridges them.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -47,6 +53,7 @@ from PIL import Image, UnidentifiedImageError
 from lib.body.joint_names import H36M_NUM_JOINTS, SMPL_NUM_BETAS, SMPL_NUM_JOINTS
 from lib.data.keypoints2d import COCO_NUM_JOINTS, coco_to_h36m
 from lib.deploy.hybrik_onnx import DEPTH_FACTOR_M
+from lib.deploy.invalid_frames import flag
 from lib.errors import DataError
 from lib.geometry.rotation import axis_angle_to_matrix, matrix_to_axis_angle, project_to_so3
 
@@ -59,6 +66,8 @@ BETAS_KEYS = ("betas", "pred_betas", "pred_shape")
 TRANSL_KEYS = ("transl",)
 XYZ17_KEYS = ("pred_xyz_17", "pred_xyz_jts_17")
 BBOX_KEYS = ("bbox",)
+FRAME_INDEX_KEYS = ("frame_idx", "frame_index", "frame_indices", "frame_ids")
+FRAME_NUMBER = re.compile(r"(\d+)$")  # the frame number ending a file name (HybrIK's img_path)
 HYBRIK_SUFFIXES = (".pk", ".pkl", ".pickle")
 ROTATION_TOLERANCE = 1e-2      # max |R^T R - I| and |det R - 1| accepted for a "rotation matrix"
 LEGACY_QUATERNION_SIZE = 96    # old HybrIK: 24 quaternions instead of 24 matrices
@@ -81,6 +90,8 @@ class HybrIKSequence:
         image_size: (F, 2) (W, H) px, or None.
         fps: frame rate from the file, or None.
         source: the file it came from.
+        issues: F reasons a frame is invalid, "" for a valid frame, or None when all are valid
+            (``lib.deploy.invalid_frames``). The arrays hold NaN at invalid frames until they are bridged.
     """
 
     rot_mat: np.ndarray
@@ -91,10 +102,18 @@ class HybrIKSequence:
     image_size: np.ndarray | None
     fps: float | None
     source: str
+    issues: tuple[str, ...] | None = None
 
     @property
     def frames(self) -> int:
         return len(self.rot_mat)
+
+    @property
+    def valid(self) -> np.ndarray:
+        """(F,) bool: False where the results hold no usable estimate (see ``issues``)."""
+        if self.issues is None:
+            return np.ones(self.frames, dtype=bool)
+        return np.array([not reason for reason in self.issues], dtype=bool)
 
     @property
     def pose_aa(self) -> np.ndarray:
@@ -143,8 +162,12 @@ def _array(data: Mapping[str, Any], key: str, path: Path) -> np.ndarray:
         raise DataError(f"{path}: key '{key}' is not a numeric array (per-frame values of equal length)") from None
 
 
-def _rotations(data: Mapping[str, Any], path: Path) -> tuple[str, np.ndarray]:
-    """(key, (F, 24, 3, 3)) from whichever pose key the file holds."""
+def _rotations(data: Mapping[str, Any], path: Path) -> tuple[str, np.ndarray, list[str]]:
+    """(key, (N, 24, 3, 3), N reasons) from whichever pose key the file holds.
+
+    A row with a non-finite value, or (matrices only) all zeros, is an invalid frame: its reason is
+    set and its rotations are NaN. The other rows are checked to be rotations and projected to SO(3).
+    """
     key = _first_key(data, ROTMAT_KEYS)
     if key is not None:
         raw = _array(data, key, path)
@@ -157,8 +180,14 @@ def _rotations(data: Mapping[str, Any], path: Path) -> tuple[str, np.ndarray]:
             raise DataError(f"{path}: key '{key}' has shape {raw.shape}; expected (F, 216), (F, 24, 9) or "
                             "(F, 24, 3, 3): 24 row-major 3x3 rotation matrices per frame")
         rot = raw.reshape(frames, SMPL_NUM_JOINTS, 3, 3)
-        _check_rotations(rot, key, path)
-        return key, project_to_so3(torch.from_numpy(rot)).numpy()
+        issues = [""] * frames
+        flag(issues, ~np.isfinite(rot).all(axis=(1, 2, 3)), f"non-finite '{key}'")
+        flag(issues, ~rot.any(axis=(1, 2, 3)), f"all-zero '{key}'")
+        ok = np.array([not reason for reason in issues], dtype=bool)
+        _check_rotations(rot[ok], key, path)
+        out = np.full_like(rot, np.nan)
+        out[ok] = project_to_so3(torch.from_numpy(rot[ok])).numpy()
+        return key, out, issues
     key = _first_key(data, AXIS_ANGLE_KEYS)
     if key is None:
         raise DataError(f"{path}: no pose key; expected one of {list(ROTMAT_KEYS + AXIS_ANGLE_KEYS)} "
@@ -168,18 +197,64 @@ def _rotations(data: Mapping[str, Any], path: Path) -> tuple[str, np.ndarray]:
         raise DataError(f"{path}: key '{key}' has shape {raw.shape}; expected (F, 72) or (F, 24, 3) axis-angle in "
                         "radians (24 SMPL joints, global orientation first)")
     aa = raw.reshape(len(raw), SMPL_NUM_JOINTS, 3)
-    return key, axis_angle_to_matrix(torch.from_numpy(aa)).numpy()
+    issues = [""] * len(aa)
+    bad = ~np.isfinite(aa).all(axis=(1, 2))
+    flag(issues, bad, f"non-finite '{key}'")
+    rot = axis_angle_to_matrix(torch.from_numpy(aa)).numpy()
+    rot[bad] = np.nan
+    return key, rot, issues
 
 
 def _check_rotations(rot: np.ndarray, key: str, path: Path) -> None:
-    if not np.isfinite(rot).all():
-        raise DataError(f"{path}: key '{key}' holds NaN or inf values")
     gram = np.einsum("...ji,...jk->...ik", rot, rot)  # R^T R, (F, 24, 3, 3)
     err = float(np.abs(gram - np.eye(3)).max()) if len(rot) else 0.0
     det = float(np.abs(np.linalg.det(rot) - 1.0).max()) if len(rot) else 0.0
     if err > ROTATION_TOLERANCE or det > ROTATION_TOLERANCE:
         raise DataError(f"{path}: key '{key}' does not hold rotation matrices (max |R^T R - I| = {err:.3g}, "
                         f"max |det R - 1| = {det:.3g}); expected 24 row-major 3x3 rotations per frame")
+
+
+def _frame_rows(data: Mapping[str, Any], rows: int, path: Path) -> tuple[np.ndarray, int, str | None]:
+    """Where each of the file's ``rows`` entries sits in the video: (rows,) positions, the frame count, the key.
+
+    From an explicit frame-index key (``FRAME_INDEX_KEYS``), else from the numbers ending the file names
+    of HybrIK's ``img_path`` (``.../image-000123.png``; used only when every name ends in a number and
+    they increase). Positions count from the first entry; frames without an entry are missing.
+    Without either, the entries are consecutive frames.
+    """
+    key = _first_key(data, FRAME_INDEX_KEYS)
+    if key is not None:
+        index = _array(data, key, path).reshape(-1)
+        if len(index) != rows or not np.all(index == np.round(index)):
+            raise DataError(f"{path}: key '{key}' has {len(index)} values; expected one integer frame index per "
+                            f"entry ({rows})")
+        if np.any(np.diff(index) <= 0):
+            bad = int(np.flatnonzero(np.diff(index) <= 0)[0])
+            raise DataError(f"{path}: key '{key}' is not increasing (entry {bad + 1}: {int(index[bad + 1])} after "
+                            f"{int(index[bad])}); expected one entry per frame, in frame order")
+    elif "img_path" in data and len(data["img_path"]) == rows and rows:
+        key = "img_path"
+        numbers = [FRAME_NUMBER.search(Path(str(name)).stem) for name in data["img_path"]]
+        if not all(numbers):
+            return np.arange(rows), rows, None
+        index = np.array([int(m.group(1)) for m in numbers], dtype=np.float64)
+        if np.any(np.diff(index) <= 0):
+            log.warning("%s: the numbers of 'img_path' do not increase; its entries are taken as consecutive frames",
+                        path)
+            return np.arange(rows), rows, None
+    else:
+        return np.arange(rows), rows, None
+    positions = (index - index[0]).astype(np.int64)
+    return positions, int(positions[-1]) + 1, key
+
+
+def _expand(value: np.ndarray, positions: np.ndarray, frames: int) -> np.ndarray:
+    """(N, ...) entries placed at their frame positions of (F, ...), NaN for frames without an entry."""
+    if len(value) == frames:
+        return value
+    out = np.full((frames,) + value.shape[1:], np.nan)
+    out[positions] = value
+    return out
 
 
 def _per_frame(data: Mapping[str, Any], keys: Sequence[str], tail: tuple[int, ...], frames: int, path: Path,
@@ -206,8 +281,9 @@ def _image_size(data: Mapping[str, Any], frames: int, path: Path) -> np.ndarray 
     for key, value in (("width", width), ("height", height)):
         if len(value) not in (1, frames):
             raise DataError(f"{path}: key '{key}' has {len(value)} values; expected 1 or one per frame ({frames})")
-        if (value <= 0).any():
-            raise DataError(f"{path}: key '{key}' has non-positive values; expected the frame size in pixels")
+        if not (value > 0).all():
+            raise DataError(f"{path}: key '{key}' has non-positive or non-finite values; expected the frame size in "
+                            "pixels")
     return np.stack([np.broadcast_to(width, (frames,)), np.broadcast_to(height, (frames,))], axis=-1)  # (F, 2)
 
 
@@ -222,36 +298,59 @@ def read_hybrik_results(path: str | Path) -> HybrIKSequence:
     return hybrik_sequence_from_mapping(_load_mapping(path), path)
 
 
-def hybrik_sequence_from_mapping(data: Mapping[str, Any], path: str | Path) -> HybrIKSequence:
-    """``HybrIKSequence`` from an in-memory dict in one of the accepted layouts (``path`` names it in errors)."""
+def hybrik_sequence_from_mapping(data: Mapping[str, Any], path: str | Path,
+                                 frame_indices: bool = True) -> HybrIKSequence:
+    """``HybrIKSequence`` from an in-memory dict in one of the accepted layouts (``path`` names it in errors).
+
+    Frames without a usable estimate are kept, with NaN values and a reason in ``issues``
+    (``lib.deploy.invalid_frames`` reports and bridges them): a non-finite value in the pose, betas,
+    translation, joints or box; all-zero rotation matrices; no entry in a file with frame indices.
+
+    Args:
+        frame_indices: place the entries by the file's frame indices (``_frame_rows``); False when the
+            entries are known to be the frames, in order (HybrIK run here on ``--frames``).
+    """
     path = Path(path)
-    pose_key, rot = _rotations(data, path)
-    frames = len(rot)
-    if frames == 0:
+    pose_key, rot, issues = _rotations(data, path)
+    entries = len(rot)
+    if entries == 0:
         raise DataError(f"{path}: key '{pose_key}' holds no frame")
-    betas = _per_frame(data, BETAS_KEYS, (SMPL_NUM_BETAS,), frames, path, "SMPL betas")
+    betas = _per_frame(data, BETAS_KEYS, (SMPL_NUM_BETAS,), entries, path, "SMPL betas")
     if betas is None:
         raise DataError(f"{path}: no betas; expected one of {list(BETAS_KEYS)} with shape (F, {SMPL_NUM_BETAS})")
-    xyz = _per_frame(data, XYZ17_KEYS, (H36M_NUM_JOINTS, 3), frames, path,
+    xyz = _per_frame(data, XYZ17_KEYS, (H36M_NUM_JOINTS, 3), entries, path,
                      "H36M-17 joints (HybrIK's pred_xyz_17, units of 2.2 m)")
+    transl = _per_frame(data, TRANSL_KEYS, (3,), entries, path, "translation in metres")
+    bbox = _per_frame(data, BBOX_KEYS, (4,), entries, path, "boxes xyxy px")
+    for key, value in (("betas", betas), ("transl", transl), ("pred_xyz_17", xyz), ("bbox", bbox)):
+        if value is not None:
+            flag(issues, ~np.isfinite(value.reshape(entries, -1)).all(axis=1), f"non-finite '{key}'")
+    positions, frames, index_key = (_frame_rows(data, entries, path) if frame_indices
+                                    else (np.arange(entries), entries, None))
+    if frames != entries:  # frames without an entry
+        entry_issues, issues = issues, [f"missing from '{index_key}'"] * frames
+        for position, reason in zip(positions, entry_issues):
+            issues[position] = reason
     fps = None
     if "fps" in data:
         fps_arr = _array(data, "fps", path).reshape(-1)
         if len(fps_arr) != 1 or not fps_arr[0] > 0:
             raise DataError(f"{path}: key 'fps' = {fps_arr.tolist()}; expected one positive number")
         fps = float(fps_arr[0])
+
+    def expand(value: np.ndarray | None) -> np.ndarray | None:
+        return None if value is None else _expand(value, positions, frames)
+
     seq = HybrIKSequence(
-        rot_mat=rot, betas=betas,
-        transl=_per_frame(data, TRANSL_KEYS, (3,), frames, path, "translation in metres"),
-        xyz_17=None if xyz is None else xyz * DEPTH_FACTOR_M,
-        bbox=_per_frame(data, BBOX_KEYS, (4,), frames, path, "boxes xyxy px"),
-        image_size=_image_size(data, frames, path), fps=fps, source=str(path))
-    log.info("%s: %d frames (pose from '%s'%s)", path, frames, pose_key,
-             "" if seq.transl is not None else "; no 'transl': meshes stay centred on the pelvis")
+        rot_mat=expand(rot), betas=expand(betas), transl=expand(transl),
+        xyz_17=None if xyz is None else expand(xyz) * DEPTH_FACTOR_M, bbox=expand(bbox),
+        image_size=expand(_image_size(data, entries, path)), fps=fps, source=str(path),
+        issues=tuple(issues) if any(issues) else None)
+    invalid = frames - int(seq.valid.sum())
+    log.info("%s: %d frames (pose from '%s'%s%s)", path, frames, pose_key,
+             "" if seq.transl is not None else "; no 'transl': meshes stay centred on the pelvis",
+             f"; {invalid} invalid" if invalid else "")
     return seq
-
-
-# ----------------------------------------------------------------------------------------- 2D keypoints
 
 
 def _instance_arrays(inst: Mapping[str, Any], path: Path) -> np.ndarray:
@@ -359,7 +458,9 @@ def read_keypoints_2d(path: str | Path, layout: str, frames: int, ref_boxes: np.
         frames: F, the number of frames of the HybrIK results (must match).
         ref_boxes: (F, 4) xyxy px used to pick the person when a frame holds several, or None.
     Returns:
-        (F, 17, 3) float64 (x px, y px, score) in ``H36M_JOINT_NAMES`` order; score 0 where a frame had nobody.
+        (F, 17, 3) float64 (x px, y px, score) in ``H36M_JOINT_NAMES`` order; score 0 where a frame had nobody
+        and (x, y, score) = 0 for a joint with a non-finite value (``lib.deploy.invalid_frames`` treats a
+        frame whose scores are all 0 as invalid).
     Raises:
         DataError: unreadable file, wrong joint count, frame count different from ``frames``.
     """
@@ -398,16 +499,23 @@ def read_keypoints_2d(path: str | Path, layout: str, frames: int, ref_boxes: np.
     if len(arr) != frames:
         raise DataError(f"{path}: {len(arr)} frames of 2D keypoints but the HybrIK results have {frames}; "
                         "give one entry per frame of the same video")
-    if not np.isfinite(arr).all():
-        raise DataError(f"{path}: 2D keypoints hold NaN or inf values; set missing joints to score 0 instead")
+    lost = ~np.isfinite(arr).all(axis=-1)  # (F, J) a joint the detector lost
+    if lost.any():
+        log.warning("%s: %d joint(s) in %d frame(s) hold NaN or inf: taken as confidence 0", path, int(lost.sum()),
+                    int(lost.any(axis=1).sum()))
+        arr[lost] = 0.0
     return coco_to_h36m(arr) if layout == "coco" else arr
 
 
 def read_boxes(path: str | Path, frames: int | None = None) -> np.ndarray:
     """Person boxes, one per frame: .npy / .txt (F, 4) or .json (a list of [x1, y1, x2, y2]), xyxy px.
 
+    A frame where the detector found nobody may hold an *empty* box: NaN / inf values, all zeros, zero
+    width or height, or (json) ``null`` / ``[]``. Empty boxes come back as NaN rows: those frames are
+    invalid (``lib.deploy.invalid_frames``), HybrIK does not run on them.
+
     Raises:
-        DataError: unreadable file, not (F, 4), not xyxy (x2 <= x1 or y2 <= y1), or F != ``frames``.
+        DataError: unreadable file, not (F, 4), not xyxy (x2 < x1 or y2 < y1), or F != ``frames``.
     """
     path = Path(path)
     if not path.is_file():
@@ -417,7 +525,10 @@ def read_boxes(path: str | Path, frames: int | None = None) -> np.ndarray:
             boxes = np.load(path, allow_pickle=False)
         elif path.suffix.lower() == ".json":
             raw = json.loads(path.read_text(encoding="utf-8"))
-            boxes = np.asarray(raw["bbox"] if isinstance(raw, Mapping) and "bbox" in raw else raw)
+            raw = raw["bbox"] if isinstance(raw, Mapping) and "bbox" in raw else raw
+            if isinstance(raw, list):  # null / [] where the detector found nobody
+                raw = [[np.nan] * 4 if box is None or (isinstance(box, list) and not box) else box for box in raw]
+            boxes = np.asarray(raw)
         else:
             boxes = np.loadtxt(path, ndmin=2, delimiter="," if "," in path.read_text()[:200] else None)
         boxes = np.asarray(boxes, dtype=np.float64)
@@ -428,11 +539,16 @@ def read_boxes(path: str | Path, frames: int | None = None) -> np.ndarray:
         raise DataError(f"{path}: boxes of shape {boxes.shape}; expected (F, 4) x1, y1, x2, y2 px, one per frame")
     if frames is not None and len(boxes) != frames:
         raise DataError(f"{path}: {len(boxes)} boxes for {frames} frames; give one box per frame")
-    bad = np.flatnonzero((boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1]))
+    with np.errstate(invalid="ignore"):
+        width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        empty = ~np.isfinite(boxes).all(axis=1) | (width == 0) | (height == 0)
+        bad = np.flatnonzero(~empty & ((width < 0) | (height < 0)))
     if len(bad):
         raise DataError(f"{path}: box {int(bad[0])} = {boxes[bad[0]].tolist()} is not xyxy (x2 > x1, y2 > y1); "
                         "convert xywh boxes with x2 = x1 + w, y2 = y1 + h")
-    return boxes
+    if empty.any():
+        log.warning("%s: %d empty box(es) (NaN, zeros or zero size): those frames are invalid", path, int(empty.sum()))
+    return np.where(empty[:, None], np.nan, boxes)
 
 
 def whole_frame_boxes(sizes: np.ndarray) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Writing an ONNX file safely: export to a temp file beside it, edit the proto, rename over it.
+"""Writing an ONNX file safely: export to a temp file beside it, edit the proto, rename over it
+(``lib.atomic_write.atomic_path``).
 
 One helper for both exports (the refiner, ``lib.deploy.export``, and HybrIK, ``lib.hybrik.export``):
 a crash or Ctrl-C mid-export never leaves a half-written file at the destination, and an existing
@@ -7,12 +8,12 @@ file there is replaced only by a complete one.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from lib.atomic_write import atomic_path
 
 
 def write_onnx(path: str | Path, export: Callable[[str], None],
@@ -25,24 +26,18 @@ def write_onnx(path: str | Path, export: Callable[[str], None],
         edit: optional in-place change of the loaded ``onnx.ModelProto`` (metadata, declared shapes).
     Returns:
         (the saved ``onnx.ModelProto``, seconds from export start to rename).
+    Raises:
+        WriteError: the file cannot be written (``lib.atomic_write``: one line, nothing left behind).
     """
     import onnx
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     start = time.perf_counter()
-    try:
-        export(tmp)
-        proto = onnx.load(tmp)
+    with atomic_path(path) as tmp:
+        export(str(tmp))
+        proto = onnx.load(str(tmp))
         if edit is not None:
             edit(proto)
-        onnx.save(proto, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        onnx.save(proto, str(tmp))
     return proto, time.perf_counter() - start
 
 

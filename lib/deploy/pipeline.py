@@ -2,9 +2,11 @@
 
 1. HybrIK's per-frame predictions: a results file (``lib.deploy.inputs.read_hybrik_results``), or
    frames (+ boxes, else the whole frame) through our HybrIK port from a checkpoint or through a HybrIK
-   ONNX (``lib.hybrik.run.hybrik_predict``, wired in ``lib.deploy.infer_cli``);
-2. 2D keypoints: a keypoint file (H36M-17 or COCO-17), else HybrIK's own H36M-17 joints projected with
-   its camera (confidence 1); normalised as the training data (``keypoints2d.pose2d_input``) with the
+   ONNX (``lib.hybrik.run.hybrik_predict``, wired in ``lib.deploy.infer_cli``); its invalid frames
+   (missing, non-finite, an empty box; ``lib.deploy.invalid_frames``) bridged (``bridge_sequence``) or
+   refused, as ``--on_invalid`` says;
+2. 2D keypoints: a keypoint file (H36M-17 or COCO-17; frames with every confidence 0 bridged or refused
+   likewise), else HybrIK's own H36M-17 joints projected with its camera (confidence 1); normalised as the training data (``keypoints2d.pose2d_input``) with the
    video frame size;
 3. the refiner, from a checkpoint (PyTorch) or an exported ONNX, over overlapping windows stitched
    smoothly, phase by phase under the checkpoint's ``sample_stride`` (``lib.windowed``);
@@ -14,6 +16,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass
@@ -23,14 +26,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from lib.atomic_write import atomic_open
 from lib.body.joint_names import H36M_ROOT, SMPL_NUM_JOINTS
 from lib.body.smpl import HYBRIK_H36M_REGRESSOR_FILE, BodyModel, load_joint_regressor
 from lib.data.keypoints2d import pose2d_input
 from lib.deploy import camera as cam
 from lib.deploy.inputs import HybrIKSequence
-from lib.windowed import WindowFn, refine_sequence, torch_window_fn, with_flip
+from lib.deploy.invalid_frames import bridge_linear, bridge_rotations
 from lib.errors import DataError
 from lib.geometry.rotation import matrix_to_axis_angle
+from lib.windowed import WindowFn, refine_sequence, torch_window_fn, with_flip
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +54,9 @@ UNITS = {
     "focal_px": "px, HybrIK's focal length 1000 / 256 * expanded box width; principal point (W / 2, H / 2)",
     "image_size": "px (W, H)",
     "fps": "frames per second",
+    "valid": "bool per frame: False where HybrIK or the 2D keypoints had no usable estimate (missing, non-finite, "
+             "empty box, every 2D confidence 0); such a frame was bridged from the nearest valid frames (rotations "
+             "slerped, the rest linear, held at the ends) and its input_* / keypoints_2d arrays hold the bridged values",
 }
 
 
@@ -98,6 +106,21 @@ def image_sizes(seq: HybrIKSequence, image_size: tuple[int, int] | None) -> np.n
     if image_size is not None:
         return np.tile(np.asarray(image_size, dtype=np.float64), (seq.frames, 1))
     return seq.image_size
+
+
+def bridge_sequence(seq: HybrIKSequence) -> HybrIKSequence:
+    """``seq`` with its invalid frames bridged (``lib.deploy.invalid_frames``: rotations slerped on SO(3),
+    betas, transl, joints, boxes and frame sizes linearly, held at the ends); ``issues`` is kept."""
+    valid = seq.valid
+    if valid.all():
+        return seq
+
+    def linear(value: np.ndarray | None) -> np.ndarray | None:
+        return None if value is None else bridge_linear(value, valid)
+
+    return dataclasses.replace(seq, rot_mat=bridge_rotations(seq.rot_mat, valid), betas=bridge_linear(seq.betas, valid),
+                               transl=linear(seq.transl), xyz_17=linear(seq.xyz_17), bbox=linear(seq.bbox),
+                               image_size=linear(seq.image_size))
 
 
 # ---------------------------------------------------------------------------------------- SMPL
@@ -199,8 +222,9 @@ def refine(refiner: Refiner, seq: HybrIKSequence, pose2d: np.ndarray, flip: bool
 
 def result_arrays(seq: HybrIKSequence, refined_rot: np.ndarray, refined_betas: np.ndarray, placed_input: Placed,
                   placed_refined: Placed, keypoints_px: np.ndarray, pose2d: np.ndarray, sizes: np.ndarray | None,
-                  faces: np.ndarray, fps: float, settings: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Everything the npz holds (see ``UNITS``; float32 arrays, metres)."""
+                  faces: np.ndarray, fps: float, settings: dict[str, Any],
+                  valid: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Everything the npz holds (see ``UNITS``; float32 arrays, metres; ``valid`` (F,) bool, all True if None)."""
     transl = seq.transl if seq.transl is not None else np.zeros((seq.frames, 3))
     f32 = np.float32
     refined_aa = matrix_to_axis_angle(torch.from_numpy(refined_rot)).reshape(seq.frames, 3 * SMPL_NUM_JOINTS).numpy()
@@ -213,6 +237,7 @@ def result_arrays(seq: HybrIKSequence, refined_rot: np.ndarray, refined_betas: n
         "input_keypoints_3d": placed_input.keypoints_3d.astype(f32), "input_transl": transl.astype(f32),
         "keypoints_2d": keypoints_px.astype(f32), "pose2d": pose2d.astype(f32),
         "faces": np.asarray(faces, dtype=np.int32), "fps": np.float64(fps),
+        "valid": np.ones(seq.frames, dtype=bool) if valid is None else np.asarray(valid, dtype=bool),
         "units": np.array(json.dumps(UNITS)), "settings": np.array(json.dumps(settings)),
     }
     if seq.bbox is not None:
@@ -223,10 +248,11 @@ def result_arrays(seq: HybrIKSequence, refined_rot: np.ndarray, refined_betas: n
 
 
 def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
-    """``np.savez`` (plain arrays only: loadable with ``allow_pickle=False``) through a temp file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
-    return path
+    """``np.savez`` (plain arrays only: loadable with ``allow_pickle=False``) through ``lib.atomic_write``.
+
+    Raises:
+        WriteError: the file cannot be written (one line; no partial file, a previous file unchanged).
+    """
+    with atomic_open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+    return Path(path)

@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from lib.atomic_write import atomic_open
 from lib.deploy.camera import project
 
 AMBIENT = 0.35
@@ -141,10 +142,9 @@ def side_by_side(frame: np.ndarray | None, camera: PinholeCamera, faces: np.ndar
 
 def save_png(image: np.ndarray, out_dir: str | Path, index: int, prefix: str = "frame") -> Path:
     """Write ``out_dir/prefix_{index:06d}.png``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{prefix}_{index:06d}.png"
-    Image.fromarray(image).save(path)
+    path = Path(out_dir) / f"{prefix}_{index:06d}.png"
+    with atomic_open(path) as handle:
+        Image.fromarray(image).save(handle, format="PNG")
     return path
 
 
@@ -162,7 +162,9 @@ def save_gif(pngs: Sequence[Path], path: str | Path, fps: float, max_frames: int
             frames.append(image.convert("RGB").resize(size, Image.BILINEAR))
     step = len(pngs) / len(picks)
     path = Path(path)
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=max(20, round(1000.0 * step / fps)), loop=0)
+    with atomic_open(path) as handle:
+        frames[0].save(handle, format="GIF", save_all=True, append_images=frames[1:],
+                       duration=max(20, round(1000.0 * step / fps)), loop=0)
     return path
 
 

@@ -125,6 +125,22 @@ def matrix_to_axis_angle(mat: Tensor) -> Tensor:
     return _quaternion_to_axis_angle(_matrix_to_quaternion(mat))
 
 
+def slerp_matrix(start: Tensor, end: Tensor, t: Tensor) -> Tensor:
+    """Spherical linear interpolation on SO(3): ``start @ exp(t * log(start^T @ end))``.
+
+    The geodesic from ``start`` (t = 0) to ``end`` (t = 1) at constant angular speed, the shorter way
+    round (the relative angle is in [0, pi]); the same rotations as quaternion slerp.
+
+    Args:
+        start, end: (..., 3, 3) rotation matrices.
+        t: (...) fraction of the way, usually in [0, 1].
+    Returns:
+        (..., 3, 3) rotation matrices.
+    """
+    relative = matrix_to_axis_angle(start.transpose(-1, -2) @ end)  # (..., 3) rad
+    return start @ axis_angle_to_matrix(relative * t[..., None])
+
+
 def matrix_to_rot6d(mat: Tensor) -> Tensor:
     """(..., 3, 3) -> (..., 6): the first two columns, ``[R00, R10, R20, R01, R11, R21]``."""
     return torch.cat([mat[..., :, 0], mat[..., :, 1]], dim=-1)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from lib.deploy.camera import CROP_PX
-from lib.deploy.preprocess import hybrik_batch
+from lib.deploy.preprocess import HybrIKCrop, hybrik_crop
 from lib.errors import DataError
 from lib.hybrik.export import onnx_session
 from lib.hybrik.model import HybrIKCam
@@ -76,6 +76,21 @@ def _runner(model: HybrIKCam | Any, flip_test: bool) -> Runner:
     raise TypeError(f"expected a HybrIKCam, an .onnx path or an onnxruntime session, got {type(model).__name__}")
 
 
+def _crop(frame: np.ndarray, box: np.ndarray) -> tuple[HybrIKCrop | None, str]:
+    """HybrIK's crop of one frame, or (None, why not): an empty box, a box outside the frame, a failed crop."""
+    height, width = frame.shape[:2]
+    if not np.isfinite(box).all():
+        return None, "empty person box"
+    if box[2] <= box[0] or box[3] <= box[1]:
+        return None, f"empty person box {np.round(box, 1).tolist()} (zero width or height)"
+    if box[2] <= 0 or box[3] <= 0 or box[0] >= width or box[1] >= height:
+        return None, f"person box {np.round(box, 1).tolist()} outside the {width} x {height} frame"
+    try:
+        return hybrik_crop(frame, box), ""
+    except ValueError as exc:
+        return None, f"crop failed ({' '.join(str(exc).split())[:120]})"
+
+
 def hybrik_predict(frames: Iterable[np.ndarray], boxes: np.ndarray, model: HybrIKCam | str | os.PathLike | Any, *,
                    flip_test: bool = True, batch_size: int = DEFAULT_BATCH,
                    frame_names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
@@ -97,40 +112,59 @@ def hybrik_predict(frames: Iterable[np.ndarray], boxes: np.ndarray, model: HybrI
         ``transl_camsys`` (F, 3) = ``transl * 256 / bbox_w`` (HybrIK's demo); ``bbox`` (F, 4) expanded
         square box xyxy px; ``height``, ``width`` (F,) px; ``img_path`` (F,). With the PyTorch model also
         ``pred_scores`` (F, 29) heatmap peaks and ``pred_phi`` (F, 23, 2).
+        A frame whose box is empty (NaN, zero size; ``lib.deploy.inputs.read_boxes``), lies outside the
+        frame, or whose crop fails is not run: its rows are NaN (an invalid frame for
+        ``lib.deploy.invalid_frames``) and a warning names it.
     Raises:
-        DataError: frame and box counts differ, or there is no frame.
+        DataError: frame and box counts differ, there is no frame, or no frame could be run.
     """
     run = _runner(model, flip_test)
     boxes = np.asarray(boxes, dtype=np.float64)
     if boxes.ndim != 2 or boxes.shape[1] != 4:
         raise DataError(f"boxes have shape {boxes.shape}; expected (F, 4) xyxy px, one box per frame")
-    collected: dict[str, list[np.ndarray]] = {}
+    total = len(boxes)
+    collected: dict[str, np.ndarray] = {}  # res.pk key -> (F, ...) float32, NaN where HybrIK did not run
+    issues: list[str] = []
     sizes: list[tuple[int, int]] = []
-    pending: list[np.ndarray] = []
+    pending: list[tuple[int, HybrIKCrop]] = []
 
     def flush() -> None:
-        start = len(sizes) - len(pending)
-        crops, bbox, center = hybrik_batch(pending, boxes[start:len(sizes)])
-        out = run(crops, bbox, center)
-        n = len(pending)
-        for key, (name, shape) in RES_KEYS.items():
+        rows = [f for f, _ in pending]
+        crops = [c for _, c in pending]
+        bbox = np.stack([c.bbox for c in crops])  # (n, 4) the expanded square boxes
+        out = {**run(np.stack([c.image for c in crops]), bbox, np.stack([c.image_center for c in crops])),
+               "bbox": bbox}
+        for key, (name, shape) in {**RES_KEYS, "bbox": ("bbox", (4,))}.items():
             if name in out:
-                collected.setdefault(key, []).append(np.asarray(out[name], dtype=np.float32).reshape(n, *shape))
-        collected.setdefault("bbox", []).append(bbox)
+                if key not in collected:
+                    collected[key] = np.full((total, *shape), np.nan, dtype=np.float32)
+                collected[key][rows] = np.asarray(out[name], dtype=np.float32).reshape(len(rows), *shape)
         pending.clear()
 
     for frame in frames:
-        if len(sizes) >= len(boxes):
-            raise DataError(f"more frames than boxes ({len(boxes)}); give one xyxy box per frame")
-        pending.append(frame)
+        f = len(sizes)
+        if f >= total:
+            raise DataError(f"more frames than boxes ({total}); give one xyxy box per frame")
         sizes.append(tuple(frame.shape[:2]))
+        crop, reason = _crop(frame, boxes[f])
+        issues.append(reason)
+        if crop is not None:
+            pending.append((f, crop))
         if len(pending) == batch_size:
             flush()
-    if len(sizes) != len(boxes) or not sizes:
-        raise DataError(f"{len(sizes)} frames but {len(boxes)} boxes; give one xyxy box per frame")
+    if len(sizes) != total or not sizes:
+        raise DataError(f"{len(sizes)} frames but {total} boxes; give one xyxy box per frame")
     if pending:
         flush()
-    res = {key: np.concatenate(value) for key, value in collected.items()}
+    skipped = [(f, reason) for f, reason in enumerate(issues) if reason]
+    if len(skipped) == total:
+        raise DataError(f"HybrIK ran on no frame: each of the {total} frames has an empty box or a failed crop "
+                        f"(frame {skipped[0][0]}: {skipped[0][1]}); give boxes that overlap the frames")
+    if skipped:
+        logger.warning("HybrIK skipped %d of %d frames (their results are NaN, invalid frames): %s", len(skipped), total,
+                       "; ".join(f"frame {f}: {reason}" for f, reason in skipped[:4])
+                       + (f"; ... ({len(skipped) - 4} more)" if len(skipped) > 4 else ""))
+    res = dict(collected)
     bbox_width = res["bbox"][:, 2] - res["bbox"][:, 0]
     res["transl_camsys"] = res["transl"] * (CROP_PX / bbox_width)[:, None]
     res["height"] = np.array([h for h, _ in sizes], dtype=np.int64)

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -27,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lib.atomic_write import atomic_open
 from lib.errors import CheckpointError
 from lib.model.checkpoint import config_as_dict, model_signature, strip_wrapper_prefixes, unwrap
 
@@ -68,23 +67,17 @@ def restore_rng(state: Mapping[str, Any]) -> None:
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temp file in the same folder, fsync, then ``os.replace``.
+    """``torch.save`` through ``lib.atomic_write``: a temp file in the same folder, fsync, ``os.replace``.
 
     A process killed at any moment leaves either the previous file or the new one, never a torn file.
+
+    Raises:
+        WriteError: the file cannot be written (no space, file too large, no permission); one line
+            naming it, the temp file removed, the previous file unchanged.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_open(path, "wb") as handle:
+        torch.save(obj, handle)
+    return Path(path)
 
 
 def build_checkpoint(*, model: nn.Module, optimizer: torch.optim.Optimizer | None, scheduler: Any,

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from lib.atomic_write import make_folder, write_error
+
 FORMAT = "%(asctime)s %(levelname)s %(message)s"
 DATEFMT = "%H:%M:%S"
 
@@ -37,8 +39,11 @@ def setup_logging(log_file: str | Path | None = None, *, rank: int = 0, level: i
     if rank == 0:
         handlers.append(TqdmHandler())
         if log_file is not None:
-            Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-            handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+            make_folder(Path(log_file).parent)
+            try:
+                handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+            except OSError as exc:
+                raise write_error(Path(log_file), exc) from None
     else:
         handlers.append(logging.StreamHandler(sys.stderr))
         level = logging.WARNING

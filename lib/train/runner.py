@@ -12,11 +12,9 @@ import argparse
 import json
 import logging
 import math
-import os
 import random
 import shlex
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ import yaml
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
+from lib.atomic_write import TEMP_GLOB, make_folder, write_text_atomic
 from lib.body.smpl import BodyModel
 from lib.config.cli import load_configs
 from lib.errors import ConfigError
@@ -45,19 +44,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file and ``os.replace`` (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 HISTORY = "history.json"  # one entry per completed epoch: train losses, validation metrics, lr, time
@@ -115,15 +101,14 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _run(args, task_cfg, hyper_cfg, options, info: runtime.DistInfo, device: torch.device) -> None:
-    out: Path = args.checkpoint
-    out.mkdir(parents=True, exist_ok=True)
+    out: Path = make_folder(args.checkpoint)
     stamp = time.strftime("%Y%m%d_%H%M%S")
     setup_logging(out / task_cfg.log / f"{stamp}_{task_cfg.dataset}.log" if info.is_main else None, rank=info.rank)
     log.info("command: %s", " ".join(shlex.quote(a) for a in sys.argv))
     if options.version == 1 and hyper_cfg is not None:
         log.info("%s: read and validated; unused with --version 1 (no hypergraph block)", args.hyper_cfg)
     if info.is_main:
-        for stale in out.glob(".*.tmp"):  # left by a run killed mid-save; the previous file is intact
+        for stale in out.glob(TEMP_GLOB):  # left by a run killed mid-save; the previous file is intact
             log.info("removing %s (an interrupted save)", stale)
             stale.unlink()
         save_run_configs(out, args, task_cfg, hyper_cfg, options)

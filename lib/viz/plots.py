@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # headless; the figures are files
 import matplotlib.pyplot as plt  # noqa: E402
 
+from lib.atomic_write import atomic_open  # noqa: E402
 from lib.body.joint_names import H36M_JOINT_NAMES  # noqa: E402
 
 
@@ -39,8 +40,11 @@ def plot_curves(history: Sequence[dict[str, Any]], out: str | Path) -> Path:
     ax_val.legend(fontsize=8)
     fig.tight_layout()
     out = Path(out)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    try:
+        with atomic_open(out) as handle:
+            fig.savefig(handle, dpi=110, format=out.suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
     return out
 
 
@@ -57,6 +61,9 @@ def plot_per_joint(per_joint: dict[str, Sequence[float]], out: str | Path, title
     ax.legend()
     fig.tight_layout()
     out = Path(out)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    try:
+        with atomic_open(out) as handle:
+            fig.savefig(handle, dpi=110, format=out.suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
     return out

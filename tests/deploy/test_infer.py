@@ -18,7 +18,7 @@ from lib.deploy.infer_cli import main
 
 RESULT_KEYS = {"pose_aa", "rot_mat", "betas", "vertices", "keypoints_3d", "transl", "input_pose_aa", "input_rot_mat",
                "input_betas", "input_vertices", "input_keypoints_3d", "input_transl", "keypoints_2d", "pose2d",
-               "faces", "fps", "units", "settings", "focal_px", "image_size"}
+               "faces", "fps", "units", "settings", "focal_px", "image_size", "valid"}
 
 
 def _run(argv: list[object]) -> int:
@@ -41,6 +41,7 @@ def test_res_pk_result_layout_units_and_camera_placement(from_res_pk, synthetic_
     assert r["vertices"].shape == r["input_vertices"].shape == (frames, 6890, 3)
     assert r["keypoints_3d"].shape == (frames, 17, 3) and r["pose_aa"].shape == (frames, 72)
     assert json.loads(str(r["units"]))["vertices"].startswith("m, camera frame")
+    assert r["valid"].dtype == bool and r["valid"].shape == (frames,) and r["valid"].all()
     assert float(r["fps"]) == 30.0
     settings = json.loads(str(r["settings"]))
     assert settings["clip_len"] == 16 and settings["sample_stride"] == 2 and settings["flip"] is True
@@ -178,3 +179,226 @@ def test_user_errors_are_one_line_exit_2(synthetic_video, tiny_setup, hybrik_sta
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
     assert not (tmp_path / "x.npz").exists()
+
+
+# ------------------------------------------------------------------------------------- invalid frames
+
+
+def _slerp(rot_a: np.ndarray, rot_b: np.ndarray, t: float) -> np.ndarray:
+    """(24, 3, 3): scipy's Slerp from rot_a to rot_b at t, per joint (independent of lib.geometry)."""
+    from scipy.spatial.transform import Rotation, Slerp
+
+    return np.stack([Slerp([0.0, 1.0], Rotation.from_matrix(np.stack([a, b])))(t).as_matrix()
+                     for a, b in zip(rot_a, rot_b)])
+
+
+def _matrices(pose_aa: np.ndarray) -> np.ndarray:
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_rotvec(pose_aa.reshape(-1, 3)).as_matrix().reshape(len(pose_aa), 24, 3, 3)
+
+
+def _run_summary(argv: list[object], capsys) -> tuple[int, dict, str]:
+    code = _run(argv)
+    captured = capsys.readouterr()
+    lines = [line for line in captured.out.splitlines() if line.startswith("{")]
+    return code, (json.loads(lines[-1]) if lines else {}), captured.err
+
+
+def _npz(path: Path, video, pose_aa: np.ndarray | None = None, betas: np.ndarray | None = None) -> Path:
+    res = video.res
+    np.savez(path, pose_aa=video.pose_aa if pose_aa is None else pose_aa,
+             betas=res["pred_betas"] if betas is None else betas, transl=res["transl"], bbox=res["bbox"],
+             width=1920, height=1920)
+    return path
+
+
+def test_nan_in_one_frame_is_bridged_flagged_and_refined(synthetic_video, tiny_setup, tmp_path, capsys) -> None:
+    frames, bad = synthetic_video.frames, 40
+    pose = synthetic_video.pose_aa.copy()
+    pose[bad, 7] = np.nan  # one value of one frame, as HybrIK can return
+    ckpt = ["--checkpoint_file", tiny_setup.checkpoint]
+    code, summary, _ = _run_summary(["--hybrik", _npz(tmp_path / "nan.npz", synthetic_video, pose), *ckpt,
+                                     "--out", tmp_path / "out.npz"], capsys)
+    assert code == 0 and summary["invalid_frames"] == 1
+    rot, betas = _matrices(synthetic_video.pose_aa), synthetic_video.res["pred_betas"].astype(np.float64)
+    with np.load(tmp_path / "out.npz") as r:
+        out = dict(r)
+    assert out["valid"].tolist() == [f != bad for f in range(frames)]
+    np.testing.assert_allclose(out["input_rot_mat"][bad], _slerp(rot[bad - 1], rot[bad + 1], 0.5), atol=1e-5)
+    np.testing.assert_allclose(out["input_betas"][bad], (betas[bad - 1] + betas[bad + 1]) / 2, atol=1e-5)
+    keep = np.arange(frames) != bad
+    np.testing.assert_allclose(out["input_rot_mat"][keep], rot[keep], atol=1e-5)  # the other frames as given
+    assert np.isfinite(out["vertices"]).all() and np.isfinite(out["rot_mat"]).all()
+    # the refiner ran on the bridged sequence: the same result as from a file holding the bridged frame
+    # (the whole frame is bridged: its betas, transl and box too, since HybrIK's estimate of it failed)
+    from scipy.spatial.transform import Rotation
+
+    res = synthetic_video.res
+    bridged = {"pose_aa": synthetic_video.pose_aa.copy(), "betas": betas.copy(), "width": 1920, "height": 1920,
+               "transl": res["transl"].astype(np.float64), "bbox": res["bbox"].astype(np.float64)}
+    bridged["pose_aa"][bad] = Rotation.from_matrix(_slerp(rot[bad - 1], rot[bad + 1], 0.5)).as_rotvec().reshape(72)
+    for key in ("betas", "transl", "bbox"):
+        bridged[key][bad] = (bridged[key][bad - 1] + bridged[key][bad + 1]) / 2
+    np.savez(tmp_path / "bridged.npz", **bridged)
+    code, summary, _ = _run_summary(["--hybrik", tmp_path / "bridged.npz", *ckpt, "--out", tmp_path / "ref.npz"],
+                                    capsys)
+    assert code == 0 and summary["invalid_frames"] == 0
+    with np.load(tmp_path / "ref.npz") as ref:
+        np.testing.assert_allclose(out["rot_mat"], ref["rot_mat"], atol=1e-5)
+        np.testing.assert_allclose(out["vertices"], ref["vertices"], atol=1e-5)
+    # --on_invalid error: one line naming the file and the frame, no output written
+    code, _, err = _run_summary(["--hybrik", tmp_path / "nan.npz", *ckpt, "--on_invalid", "error",
+                                 "--out", tmp_path / "err.npz"], capsys)
+    assert code == 2 and err.count("\n") == 1 and not (tmp_path / "err.npz").exists()
+    assert err.startswith(f"error: {tmp_path / 'nan.npz'}: 1 of {frames} frames invalid (frame {bad}: non-finite "
+                          "'pose_aa')")
+
+
+def test_a_run_of_10_missing_frames_in_res_pk_is_bridged(synthetic_video, tiny_setup, tmp_path, capsys) -> None:
+    res, frames = synthetic_video.res, synthetic_video.frames
+    gap = np.arange(30, 40)  # HybrIK's demo wrote nothing for these frames (img_path skips 000030-000039)
+    keep = np.setdiff1d(np.arange(frames), gap)
+    cut = {k: (np.asarray(v)[keep] if len(v) == frames else v) for k, v in res.items()}
+    cut["img_path"] = [res["img_path"][f] for f in keep]
+    with (tmp_path / "gap.pk").open("wb") as handle:
+        pickle.dump(cut, handle)
+    code, summary, _ = _run_summary(["--hybrik", tmp_path / "gap.pk", "--checkpoint_file", tiny_setup.checkpoint,
+                                     "--out", tmp_path / "out.npz"], capsys)
+    assert code == 0 and summary["frames"] == frames and summary["invalid_frames"] == 10
+    rot = res["pred_thetas"].astype(np.float64).reshape(frames, 24, 3, 3)
+    with np.load(tmp_path / "out.npz") as r:
+        assert r["valid"].tolist() == [f not in gap for f in range(frames)]
+        for k, f in enumerate(gap):
+            t = (k + 1) / 11  # between frames 29 and 40
+            np.testing.assert_allclose(r["input_rot_mat"][f], _slerp(rot[29], rot[40], t), atol=1e-5)
+            for key, name in (("input_transl", "transl"), ("input_betas", "pred_betas")):
+                expected = (1 - t) * res[name][29].astype(np.float64) + t * res[name][40]
+                np.testing.assert_allclose(r[key][f], expected, atol=1e-5, err_msg=f"{key} {f}")
+        np.testing.assert_allclose(r["input_rot_mat"][keep], rot[keep], atol=1e-5)
+        assert np.isfinite(r["vertices"]).all() and np.isfinite(r["keypoints_2d"]).all()
+    code, _, err = _run_summary(["--hybrik", tmp_path / "gap.pk", "--checkpoint_file", tiny_setup.checkpoint,
+                                 "--on_invalid", "error", "--out", tmp_path / "err.npz"], capsys)
+    assert code == 2 and "10 of 85 frames invalid (frames 30-39: missing from 'img_path')" in err
+    assert err.count("\n") == 1 and not (tmp_path / "err.npz").exists()
+
+
+def test_invalid_first_and_last_frames_are_held(synthetic_video, tiny_setup, tmp_path, capsys) -> None:
+    frames = synthetic_video.frames
+    betas = synthetic_video.res["pred_betas"].astype(np.float64)
+    betas[0, 3] = np.inf  # HybrIK's first frame unusable
+    kp = synthetic_video.keypoints_h36m.copy()
+    kp[-1, :, 2] = 0.0  # the detector lost the person in the last frame
+    kp[-1, :, :2] = 0.0
+    np.save(tmp_path / "kp.npy", kp)
+    code, summary, _ = _run_summary(["--hybrik", _npz(tmp_path / "ends.npz", synthetic_video, betas=betas),
+                                     "--keypoints2d", tmp_path / "kp.npy", "--keypoints_layout", "h36m",
+                                     "--checkpoint_file", tiny_setup.checkpoint, "--out", tmp_path / "out.npz"], capsys)
+    assert code == 0 and summary["invalid_frames"] == 2
+    rot = _matrices(synthetic_video.pose_aa)
+    with np.load(tmp_path / "out.npz") as r:
+        assert r["valid"].tolist() == [False] + [True] * (frames - 2) + [False]
+        np.testing.assert_allclose(r["input_rot_mat"][0], rot[1], atol=1e-5)   # held from frame 1
+        np.testing.assert_allclose(r["input_betas"][0], betas[1], atol=1e-5)
+        np.testing.assert_allclose(r["input_rot_mat"][-1], rot[-1], atol=1e-5)  # HybrIK's last frame is fine
+        np.testing.assert_allclose(r["keypoints_2d"][-1], kp[-2], atol=1e-3)   # 2D held from the frame before
+        np.testing.assert_allclose(r["keypoints_2d"][:-1], kp[:-1], atol=1e-3)
+
+
+def test_all_frames_invalid_is_one_line(synthetic_video, tiny_setup, tmp_path, capsys) -> None:
+    frames = synthetic_video.frames
+    ckpt = ["--checkpoint_file", tiny_setup.checkpoint]
+    nan_pose = np.full_like(synthetic_video.pose_aa, np.nan)
+    kp = synthetic_video.keypoints_h36m.copy()
+    kp[..., 2] = 0.0
+    np.save(tmp_path / "nobody.npy", kp)
+    cases = [
+        (["--hybrik", _npz(tmp_path / "nan.npz", synthetic_video, nan_pose)],
+         f"{tmp_path / 'nan.npz'}: all {frames} frames are invalid (frames 0-{frames - 1}: non-finite 'pose_aa')"),
+        (["--hybrik", synthetic_video.folder / "res.pk", "--keypoints2d", tmp_path / "nobody.npy",
+          "--keypoints_layout", "h36m"],
+         f"{tmp_path / 'nobody.npy'}: all {frames} frames are invalid (frames 0-{frames - 1}: no person"),
+    ]
+    for argv, message in cases:
+        for mode in ("bridge", "error"):
+            code, _, err = _run_summary([*argv, *ckpt, "--on_invalid", mode, "--out", tmp_path / "x.npz"], capsys)
+            assert code == 2 and err.startswith(f"error: {message}") and err.count("\n") == 1, err
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_empty_boxes_on_the_frames_path_are_bridged(hybrik_standin, tiny_setup, tmp_path, capsys) -> None:
+    frames_dir = tmp_path / "frames"
+    frames_dir.mkdir()
+    rng = np.random.default_rng(0)
+    images = []
+    for i in range(5):
+        image = (rng.integers(0, 40, (120, 160, 3)) + 30 * i).astype(np.uint8)
+        Image.fromarray(image).save(frames_dir / f"{i:06d}.png")
+        images.append(image)
+    boxes = np.array([[50 + 2 * i, 10, 110 + 2 * i, 115] for i in range(5)], dtype=np.float64)
+    with_empty = boxes.tolist()
+    with_empty[2] = None  # the detector found nobody in frame 2
+    (tmp_path / "boxes.json").write_text(json.dumps(with_empty))
+    argv = ["--hybrik_onnx", hybrik_standin, "--frames", frames_dir, "--checkpoint_file", tiny_setup.checkpoint]
+    code, summary, _ = _run_summary([*argv, "--boxes", tmp_path / "boxes.json", "--out", tmp_path / "out.npz"], capsys)
+    assert code == 0 and summary["invalid_frames"] == 1
+    expected = run_hybrik_on_frames(HybrIKOnnx(hybrik_standin), images, boxes)  # every frame with its box
+    rot = expected["pred_thetas"].astype(np.float64).reshape(5, 24, 3, 3)
+    with np.load(tmp_path / "out.npz") as r:
+        assert r["valid"].tolist() == [True, True, False, True, True]
+        keep = [0, 1, 3, 4]
+        np.testing.assert_allclose(r["input_rot_mat"][keep], rot[keep], atol=1e-5)
+        np.testing.assert_allclose(r["input_rot_mat"][2], _slerp(rot[1], rot[3], 0.5), atol=1e-5)
+        np.testing.assert_allclose(r["input_transl"][2], (expected["transl"][1] + expected["transl"][3]) / 2,
+                                   atol=1e-5)
+        assert np.isfinite(r["vertices"]).all()
+    np.save(tmp_path / "empty.npy", np.zeros((5, 4)))  # zero boxes everywhere
+    code, _, err = _run_summary([*argv, "--boxes", tmp_path / "empty.npy", "--out", tmp_path / "x.npz"], capsys)
+    assert code == 2 and "HybrIK ran on no frame" in err and err.count("\n") == 1
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_malformed_inputs_end_in_one_line_naming_the_file(synthetic_video, tiny_setup, tmp_path, capsys) -> None:
+    """The issue's list: missing pose key, wrong width, truncated npz, 2D for fewer frames or with 16 joints,
+    a checkpoint of random bytes: each one line naming the file, exit 2, nothing written."""
+    res_pk = synthetic_video.folder / "res.pk"
+    good = _npz(tmp_path / "good.npz", synthetic_video)
+    np.savez(tmp_path / "nopose.npz", betas=synthetic_video.res["pred_betas"])
+    np.savez(tmp_path / "width.npz", pose_aa=synthetic_video.pose_aa[:, :69], betas=synthetic_video.res["pred_betas"])
+    (tmp_path / "truncated.npz").write_bytes(good.read_bytes()[:5000])
+    np.save(tmp_path / "short.npy", synthetic_video.keypoints_coco[:10])
+    np.save(tmp_path / "j16.npy", synthetic_video.keypoints_coco[:, :16])
+    (tmp_path / "random.bin").write_bytes(np.random.default_rng(0).bytes(4096))
+    ckpt = ["--checkpoint_file", tiny_setup.checkpoint]
+    cases = [
+        (["--hybrik", tmp_path / "nopose.npz", *ckpt], "nopose.npz: no pose key"),
+        (["--hybrik", tmp_path / "width.npz", *ckpt], "width.npz: key 'pose_aa' has shape"),
+        (["--hybrik", tmp_path / "truncated.npz", *ckpt], "truncated.npz: cannot read"),
+        (["--hybrik", res_pk, "--keypoints2d", tmp_path / "short.npy", *ckpt], "short.npy: 10 frames of 2D"),
+        (["--hybrik", res_pk, "--keypoints2d", tmp_path / "j16.npy", *ckpt], "j16.npy: 16 joints per frame"),
+        (["--hybrik", res_pk, "--checkpoint_file", tmp_path / "random.bin"], "random.bin: not a readable checkpoint"),
+    ]
+    for argv, message in cases:
+        code, _, err = _run_summary([*argv, "--out", tmp_path / "x.npz"], capsys)
+        assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err, err
+    assert not (tmp_path / "x.npz").exists() and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_an_npz_that_cannot_be_written_is_one_line(synthetic_video, tiny_setup, tmp_path, capsys, monkeypatch) -> None:
+    import errno
+    import os
+
+    from lib import atomic_write
+
+    out = tmp_path / "refined.npz"
+    out.write_bytes(b"yesterday's result")
+
+    def full_disk(src, dst):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(atomic_write.os, "replace", full_disk)
+    code, _, err = _run_summary(["--hybrik", synthetic_video.folder / "res.pk", "--checkpoint_file",
+                                 tiny_setup.checkpoint, "--out", out], capsys)
+    assert code == 2 and err == (f"error: {out}: cannot write (ENOSPC, No space left on device); free disk space or "
+                                 "write to another disk; the previous file, if any, is unchanged\n")
+    assert out.read_bytes() == b"yesterday's result" and sorted(tmp_path.iterdir()) == [out]

@@ -22,7 +22,7 @@ from lib.hybrik.model import HybrIKCam, build_hybrik
 
 RESULT_KEYS = {"pose_aa", "rot_mat", "betas", "vertices", "keypoints_3d", "transl", "input_pose_aa", "input_rot_mat",
                "input_betas", "input_vertices", "input_keypoints_3d", "input_transl", "keypoints_2d", "pose2d",
-               "faces", "fps", "units", "settings", "focal_px", "image_size"}
+               "faces", "fps", "units", "settings", "focal_px", "image_size", "valid"}
 WIDTH = 18                   # reduced HRNet width (HybrIK: 48)
 FRAMES, W, H = 5, 64, 48     # a short, small clip
 FOCAL_CROP_PX, CROP_PX, SCALE_MULT = 1000.0, 256.0, 1.25  # HybrIK's camera and box expansion

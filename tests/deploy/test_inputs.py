@@ -169,3 +169,52 @@ def test_boxes(tmp_path: Path) -> None:
     (tmp_path / "xywh.json").write_text(json.dumps([[10, 10, 5, 5]]))
     with pytest.raises(DataError, match="not xyxy"):
         read_boxes(tmp_path / "xywh.json", 1)
+
+
+# --------------------------------------------------------------------------------------- invalid frames
+
+
+def test_unusable_frames_are_kept_as_invalid_with_a_reason(tmp_path: Path) -> None:
+    res = _res()
+    res["pred_thetas"][1, 5] = np.nan
+    res["pred_thetas"][2] = 0.0  # all-zero matrices: a frame filled in for "no estimate"
+    res["pred_betas"][3, 0] = np.inf
+    res["bbox"][4, 2] = np.nan
+    seq = read_hybrik_results(_write_pk(tmp_path / "res.pk", res))
+    assert seq.issues == ("", "non-finite 'pred_thetas'", "all-zero 'pred_thetas'", "non-finite 'betas'",
+                          "non-finite 'bbox'", "")
+    assert seq.valid.tolist() == [True, False, False, False, False, True]
+    np.testing.assert_allclose(seq.rot_mat[0], res["pred_thetas"][0].reshape(24, 3, 3), atol=1e-6)
+    assert np.isnan(seq.rot_mat[1]).all() and np.isfinite(seq.rot_mat[[0, 3, 4, 5]]).all()
+
+
+def test_frame_indices_place_the_entries_and_mark_missing_frames(tmp_path: Path) -> None:
+    res = _res()
+    res["img_path"] = [f"raw/video-{i:06d}.png" for i in (5, 6, 9, 10, 11, 12)]  # HybrIK skipped 7 and 8
+    seq = read_hybrik_results(_write_pk(tmp_path / "res.pk", res))
+    assert seq.frames == 8 and seq.valid.tolist() == [True, True, False, False, True, True, True, True]
+    assert seq.issues[2] == "missing from 'img_path'"
+    np.testing.assert_allclose(seq.betas[[0, 1, 4, 5, 6, 7]], res["pred_betas"], atol=1e-6)
+    assert np.isnan(seq.betas[2:4]).all() and np.isnan(seq.transl[2:4]).all()
+    # an explicit index key wins; names without increasing numbers are consecutive frames
+    aa = res["aa"].reshape(F, 72)
+    np.savez(tmp_path / "idx.npz", pose_aa=aa, betas=res["pred_betas"], frame_idx=[0, 1, 2, 4, 5, 6])
+    assert read_hybrik_results(tmp_path / "idx.npz").valid.tolist() == [True, True, True, False, True, True, True]
+    res["img_path"] = [f"{name}.jpg" for name in "abcdef"]
+    assert read_hybrik_results(_write_pk(tmp_path / "plain.pk", res)).frames == F
+    np.savez(tmp_path / "back.npz", pose_aa=aa, betas=res["pred_betas"], frame_idx=[0, 1, 3, 2, 4, 5])
+    with pytest.raises(DataError, match=r"back.npz: key 'frame_idx' is not increasing \(entry 3: 2 after 3\)"):
+        read_hybrik_results(tmp_path / "back.npz")
+
+
+def test_lost_2d_joints_and_empty_boxes_are_not_errors(tmp_path: Path) -> None:
+    kp = _coco()
+    kp[2, 5, 0] = np.nan
+    np.save(tmp_path / "kp.npy", kp)
+    out = read_keypoints_2d(tmp_path / "kp.npy", "h36m", F)
+    np.testing.assert_array_equal(out[2, 5], [0.0, 0.0, 0.0])  # the lost joint has confidence 0
+    np.testing.assert_array_equal(np.delete(out[2], 5, axis=0), np.delete(kp[2], 5, axis=0))
+    (tmp_path / "b.json").write_text(json.dumps([[1, 2, 30, 40], None, [], [0, 0, 0, 0], [5, 5, 5, 9]]))
+    boxes = read_boxes(tmp_path / "b.json", 5)
+    np.testing.assert_array_equal(boxes[0], [1, 2, 30, 40])
+    assert np.isnan(boxes[1:]).all()  # nobody, nobody, zeros, zero width: empty

@@ -15,6 +15,7 @@ from lib.geometry.rotation import (
     matrix_to_rot6d,
     project_to_so3,
     rot6d_to_matrix,
+    slerp_matrix,
 )
 
 TOL = 1e-12
@@ -194,3 +195,19 @@ def test_camera_roll_matches_scipy_and_the_pinhole_projection() -> None:
     kp_rolled = roll_keypoints_2d(kp, angle).numpy()
     np.testing.assert_allclose(kp_rolled[:, :2] * 960.0 + principal, uv_rolled_3d, atol=1e-9)
     assert np.all(kp_rolled[:, 2] == 0.7)  # the confidence is not a coordinate
+
+
+def test_slerp_matrix_matches_scipy_slerp(rng) -> None:
+    from scipy.spatial.transform import Slerp
+
+    start = Rotation.from_rotvec(_aa_generic(rng))
+    end = Rotation.from_rotvec(_aa_generic(rng))
+    t = rng.uniform(0.0, 1.0, size=200)
+    expected = np.stack([Slerp([0.0, 1.0], Rotation.concatenate([a, b]))(ti).as_matrix()
+                         for a, b, ti in zip(start, end, t)])
+    got = slerp_matrix(torch.from_numpy(start.as_matrix()), torch.from_numpy(end.as_matrix()), torch.from_numpy(t))
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-10)
+    ends = slerp_matrix(torch.from_numpy(start.as_matrix()), torch.from_numpy(end.as_matrix()),
+                        torch.tensor([0.0, 1.0], dtype=torch.float64).repeat(100))
+    np.testing.assert_allclose(ends[0::2].numpy(), start.as_matrix()[0::2], atol=1e-12)
+    np.testing.assert_allclose(ends[1::2].numpy(), end.as_matrix()[1::2], atol=1e-10)

@@ -44,7 +44,7 @@ def test_training_writes_every_artefact(trained: tuple[Path, Path]) -> None:
     assert not [n for n in names if n.endswith(".tmp")]
     assert list((out / "logs").glob("events.out.tfevents.*"))
     assert list((out / "run_mesh").glob("*_pw3d.log"))
-    latest = mck.read_checkpoint(out / "latest_epoch.bin")
+    latest = mmck.read_checkpoint(out / "latest_epoch.bin")
     assert latest["epoch"] == 2 and not any(k.startswith("module.") for k in latest["model"])
     assert not any("v_template" in k or "shapedirs" in k for k in latest["model"])  # no SMPL arrays
     history = json.loads((out / "history.json").read_text())
@@ -98,7 +98,7 @@ def test_resume_after_sigkill_mid_epoch(trained: tuple[Path, Path], tmp_path: Pa
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert mck.read_checkpoint(out / "latest_epoch.bin")["epoch"] in (1, 2)  # complete, never torn
+    assert mmck.read_checkpoint(out / "latest_epoch.bin")["epoch"] in (1, 2)  # complete, never torn
     assert main(seed_command(cfg2, out)) == 0  # no -r: <checkpoint>/latest_epoch.bin is resumed
     assert not list(out.glob(".*.tmp"))  # temp files of a killed save are removed at start-up
     full = json.loads((out_full / "history.json").read_text())
@@ -196,9 +196,9 @@ def test_training_that_never_beats_the_start_returns_epoch_0(tmp_path: Path, dat
     start = history[0]["val"]["h36m"]["refined"]["mpjpe"]
     assert [h["epoch"] for h in history] == [0, 1, 2]
     assert all(h["val"]["h36m"]["refined"]["mpjpe"] > start + 1.0 for h in history[1:])  # training made it worse
-    best = mck.read_checkpoint(out / "best_epoch.bin")
+    best = mmck.read_checkpoint(out / "best_epoch.bin")
     assert best["epoch"] == 0 and best["best_epoch"] == 0 and best["best_metric"] == pytest.approx(start)
-    assert mck.read_checkpoint(out / "latest_epoch.bin")["epoch"] == 2
+    assert mmck.read_checkpoint(out / "latest_epoch.bin")["epoch"] == 2
     # the saved weights are the untrained ones: the same seed builds the same initial model
     from lib.config.cli import load_configs
     from lib.model.build import build_model
@@ -212,3 +212,42 @@ def test_training_that_never_beats_the_start_returns_epoch_0(tmp_path: Path, dat
     assert json.loads((out / "metrics_h36m.json").read_text())["epoch"] == 0
     assert "no epoch beat the untrained start" in caplog.text
     load_refiner_from_checkpoint(out / "best_epoch.bin")  # a complete checkpoint that loads
+
+
+def _file_size_limit(limit_bytes: int):
+    """preexec_fn: writes past ``limit_bytes`` fail with EFBIG (a full disk, as far as one file goes)."""
+    import resource
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    return apply
+
+
+def test_a_full_disk_at_a_checkpoint_save_is_one_line_and_a_restart_resumes(trained: tuple[Path, Path],
+                                                                             tmp_path: Path, data_root: Path,
+                                                                             tiny_config, seed_command) -> None:
+    import shutil
+
+    _, out_full = trained
+    out = tmp_path / "ckpt"
+    shutil.copytree(out_full, out)  # 2 epochs done; epoch 3's checkpoint will not fit
+    cfg3 = tiny_config(tmp_path, "train_pw3d", data_root, epochs=3)
+    size = (out / "latest_epoch.bin").stat().st_size
+    sizes = sorted(p.stat().st_size for p in out.rglob("*") if p.is_file() and p.suffix != ".bin")
+    limit = size // 2
+    assert sizes[-1] * 2 < limit, (size, sizes)  # history, configs, metrics, log and events still fit
+    cmd = [sys.executable, str(ROOT / "train_mesh_refine.py"), *seed_command(cfg3, out)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          preexec_fn=_file_size_limit(limit))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.endswith(f"error: {out / 'latest_epoch.bin'}: cannot write (EFBIG, File too large); "
+                                f"the file exceeds a file-size limit (ulimit -f) or the file system's maximum; "
+                                "raise the limit or write elsewhere; the previous file, if any, is unchanged\n")
+    assert "Traceback" not in proc.stderr
+    assert mck.read_checkpoint(out / "latest_epoch.bin")["epoch"] == 2  # the previous checkpoint, intact
+    assert not list(out.glob(".*.tmp"))
+    assert main(seed_command(cfg3, out)) == 0  # a plain restart resumes epoch 3
+    assert mck.read_checkpoint(out / "latest_epoch.bin")["epoch"] == 3
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [0, 1, 2, 3]
