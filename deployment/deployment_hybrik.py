@@ -3,7 +3,7 @@ verify it against PyTorch. See ``--help``."""
 
 import sys
 
-from lib.hybrik.export_cli import main
+from lib.deploy.hybrik_export_cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

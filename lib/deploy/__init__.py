@@ -1,10 +1,10 @@
 """Deployment: ONNX export of the refiner and its verification, and refining new videos end to end.
 
 Modules (one concern each):
-    preprocess   HybrIK's test-time crop + normalisation (the one implementation, shared with lib/hybrik)
     hybrik_onnx  running a user-supplied HybrIK ONNX with the seed's I/O, frames + boxes -> res.pk-like dict
+    hybrik_run   frames + boxes -> HybrIK's demo res.pk arrays (our PyTorch port or an ONNX)
+    hybrik_export, hybrik_export_cli   HybrIK's ONNX export and deployment/deployment_hybrik.py
     inputs       readers: HybrIK res.pk / npz / json results, 2D keypoint files (H36M-17 or COCO-17)
-    camera       HybrIK's camera: placing meshes in the camera frame, projecting to pixels
     onnx_runner  an onnxruntime session of the exported refiner, its metadata, I/O checks
     export       export to ONNX and verification against PyTorch
     render       a small headless CPU mesh renderer (numpy + PIL) for side-by-side overlays

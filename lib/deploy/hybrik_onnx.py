@@ -1,7 +1,7 @@
 """Running a user-supplied HybrIK ONNX (the frozen per-frame stage) with the I/O the seed documents.
 
 Inputs (seed ``doc/mesh.md``, CONTRACT "The HybrIK stage"):
-    input_image  [N, 256, 256, 3] float32, the crop ALREADY normalised (``lib.deploy.preprocess``)
+    input_image  [N, 256, 256, 3] float32, the crop ALREADY normalised (``lib.hybrik.preprocess``)
     bbox         [N, 4] float32, the expanded square box xyxy px (``HybrIKCrop.bbox``)
     image_center [N, 2] float32, (W / 2, H / 2) px of the full frame
 Outputs used here (others, e.g. ``pred_vertices``, ``pred_uvd_jts``, are allowed and ignored):
@@ -20,20 +20,18 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from lib.deploy.preprocess import INPUT_SIZE, hybrik_batch
 from lib.deploy.onnx_runner import open_session
 from lib.errors import CheckpointError, DataError
+from lib.hybrik.preprocess import INPUT_NAMES, INPUT_SIZE, hybrik_batch
 
 log = logging.getLogger(__name__)
 
-INPUT_NAMES = ("input_image", "bbox", "image_center")
 # Expected shape of each input; None = dynamic (the batch N).
 INPUT_SHAPES: dict[str, tuple[int | None, ...]] = {
     "input_image": (None, INPUT_SIZE, INPUT_SIZE, 3), "bbox": (None, 4), "image_center": (None, 2)}
 # Outputs this module reads, with their per-sample size.
 REQUIRED_OUTPUTS: dict[str, int] = {"pred_shape": 10, "pred_theta_mats": 216, "transl": 3, "pred_xyz_jts_17": 51}
 OPTIONAL_OUTPUTS: dict[str, int] = {"cam_root": 3}
-DEPTH_FACTOR_M = 2.2  # HybrIK's BBOX_3D_SHAPE 2200 mm: xyz joints are in these units
 DEFAULT_BATCH = 8
 
 

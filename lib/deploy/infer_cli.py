@@ -7,7 +7,7 @@ HybrIK's per-frame predictions come from one of three sources: a results file (`
 video's frames (``--frames``: an image folder or a GIF, with ``--boxes`` or the whole frame as each
 frame's person box) through HybrIK, either our PyTorch port loaded from a checkpoint
 (``--hybrik_checkpoint``) or an exported ONNX (``--hybrik_onnx``). Both frame-based sources run the
-same function, ``lib.hybrik.run.hybrik_predict``.
+same function, ``lib.deploy.hybrik_run.hybrik_predict``.
 
 Frames where HybrIK or the 2D keypoints lost the person are bridged from their neighbours and flagged
 in the npz's ``valid`` (``--on_invalid bridge``, default) or refused in one line (``--on_invalid error``);
@@ -179,11 +179,11 @@ def _load_refiner(args: argparse.Namespace):
 def _hybrik_from_frames(args: argparse.Namespace, video: VideoFrames, data_root: Path) -> HybrIKSequence:
     """The video's frames and person boxes through HybrIK (PyTorch checkpoint or ONNX) -> its predictions.
 
-    The one frame-based path: both sources run ``lib.hybrik.run.hybrik_predict`` (HybrIK's test
+    The one frame-based path: both sources run ``lib.deploy.hybrik_run.hybrik_predict`` (HybrIK's test
     transform, batches, HybrIK's ``res.pk`` layout).
     """
     from lib.deploy.hybrik_onnx import HybrIKOnnx
-    from lib.hybrik.run import hybrik_predict
+    from lib.deploy.hybrik_run import hybrik_predict
 
     if args.boxes is not None:
         boxes = read_boxes(args.boxes, len(video))

@@ -52,10 +52,10 @@ from PIL import Image, UnidentifiedImageError
 
 from lib.body.joint_names import H36M_NUM_JOINTS, SMPL_NUM_BETAS, SMPL_NUM_JOINTS
 from lib.data.keypoints2d import COCO_NUM_JOINTS, coco_to_h36m
-from lib.deploy.hybrik_onnx import DEPTH_FACTOR_M
 from lib.deploy.invalid_frames import flag
 from lib.errors import DataError
 from lib.geometry.rotation import axis_angle_to_matrix, matrix_to_axis_angle, project_to_so3
+from lib.hybrik.camera import DEPTH_FACTOR_M
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class HybrIKSequence:
     Attributes:
         rot_mat: (F, 24, 3, 3) float64 SMPL rotations (global orientation first), on SO(3).
         betas: (F, 10) float64.
-        transl: (F, 3) m, HybrIK's translation (``lib.deploy.camera``), or None.
+        transl: (F, 3) m, HybrIK's translation (``lib.hybrik.camera``), or None.
         xyz_17: (F, 17, 3) m, HybrIK's H36M-17 joints centred on its pelvis, or None.
         bbox: (F, 4) xyxy px, the expanded square box HybrIK's camera uses, or None.
         image_size: (F, 2) (W, H) px, or None.

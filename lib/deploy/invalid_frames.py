@@ -5,7 +5,7 @@ On real footage a per-frame estimator loses the person now and then. A frame is 
 * HybrIK has no usable estimate for it: a non-finite value in its pose, betas, translation, joints or
   box; rotation matrices that are all zero; no entry for it in a file that carries frame indices
   (``lib.deploy.inputs``: HybrIK's ``res.pk`` skips frames without a detection); on the frames path,
-  an empty person box or a crop that fails (``lib.hybrik.run``);
+  an empty person box or a crop that fails (``lib.deploy.hybrik_run``);
 * or its 2D keypoints hold nobody: every joint's confidence is 0 (a joint with a non-finite value
   counts as confidence 0).
 

@@ -1,7 +1,7 @@
 """Writing an ONNX file safely: export to a temp file beside it, edit the proto, rename over it
 (``lib.atomic_write.atomic_path``).
 
-One helper for both exports (the refiner, ``lib.deploy.export``, and HybrIK, ``lib.hybrik.export``):
+One helper for both exports (the refiner, ``lib.deploy.export``, and HybrIK, ``lib.deploy.hybrik_export``):
 a crash or Ctrl-C mid-export never leaves a half-written file at the destination, and an existing
 file there is replaced only by a complete one.
 """

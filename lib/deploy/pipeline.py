@@ -2,7 +2,7 @@
 
 1. HybrIK's per-frame predictions: a results file (``lib.deploy.inputs.read_hybrik_results``), or
    frames (+ boxes, else the whole frame) through our HybrIK port from a checkpoint or through a HybrIK
-   ONNX (``lib.hybrik.run.hybrik_predict``, wired in ``lib.deploy.infer_cli``); its invalid frames
+   ONNX (``lib.deploy.hybrik_run.hybrik_predict``, wired in ``lib.deploy.infer_cli``); its invalid frames
    (missing, non-finite, an empty box; ``lib.deploy.invalid_frames``) bridged (``bridge_sequence``) or
    refused, as ``--on_invalid`` says;
 2. 2D keypoints: a keypoint file (H36M-17 or COCO-17; frames with every confidence 0 bridged or refused
@@ -11,7 +11,7 @@
 3. the refiner, from a checkpoint (PyTorch) or an exported ONNX, over overlapping windows stitched
    smoothly, phase by phase under the checkpoint's ``sample_stride`` (``lib.windowed``);
 4. SMPL of HybrIK's and of the refined rotations and betas, placed in the camera frame as HybrIK's
-   demo places its mesh (``lib.deploy.camera``), written to an npz (``RESULT_KEYS``), optionally rendered.
+   demo places its mesh (``lib.hybrik.camera``), written to an npz (``RESULT_KEYS``), optionally rendered.
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ from lib.atomic_write import atomic_open
 from lib.body.joint_names import H36M_ROOT, SMPL_NUM_JOINTS
 from lib.body.smpl import HYBRIK_H36M_REGRESSOR_FILE, BodyModel, load_joint_regressor
 from lib.data.keypoints2d import pose2d_input
-from lib.deploy import camera as cam
 from lib.deploy.inputs import HybrIKSequence
 from lib.deploy.invalid_frames import bridge_linear, bridge_rotations
 from lib.errors import DataError
 from lib.geometry.rotation import matrix_to_axis_angle
+from lib.hybrik import camera as cam
 from lib.windowed import WindowFn, refine_sequence, torch_window_fn, with_flip
 
 log = logging.getLogger(__name__)

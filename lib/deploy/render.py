@@ -1,6 +1,6 @@
 """A small headless CPU mesh renderer (numpy + PIL): flat-shaded overlays, side-by-side frames, GIF.
 
-Painter's algorithm: faces are projected with HybrIK's pinhole camera (``lib.deploy.camera``),
+Painter's algorithm: faces are projected with HybrIK's pinhole camera (``lib.hybrik.camera``),
 back faces (facing away from the camera, SMPL's counter-clockwise outward winding) are dropped, the
 rest are sorted far to near and filled with PIL, each with a flat colour lit by a light at the camera
 (``AMBIENT + DIFFUSE * |cos|``). No GPU, no OpenGL, no pytorch3d: about 0.1 s per mesh at 640 px.
@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from lib.atomic_write import atomic_open
-from lib.deploy.camera import project
+from lib.hybrik.camera import project
 
 AMBIENT = 0.35
 DIFFUSE = 0.65

@@ -6,7 +6,9 @@ Modules (one concern each):
     ik          the hybrid analytical twist-and-swing IK (batched, differentiable, SVD-free, exportable)
     model       ``HybrIKCam``: heatmaps, soft-argmax, shape / twist / camera heads, flip test, outputs
     checkpoint  strict loading of ``hybrik_hrnet.pth`` (``smpl.*`` buffers accepted and ignored)
-    export      ONNX export with the seed's I/O and its verification against PyTorch
-    export_cli  the ``deployment/deployment_hybrik.py`` command line
-    run         frames + boxes -> HybrIK's demo ``res.pk`` arrays (PyTorch or ONNX)
+    preprocess  HybrIK's test-time crop + normalisation (the one implementation) and the model's input names
+    camera      HybrIK's camera: crop focal length, depth factor, placing meshes, projecting to pixels
+
+Running it on frames, its ONNX export and a user's HybrIK ONNX are deployment (``lib.deploy.hybrik_run``,
+``hybrik_export``, ``hybrik_export_cli``, ``hybrik_onnx``): this package never imports ``lib.deploy``.
 """

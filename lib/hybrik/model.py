@@ -1,6 +1,6 @@
 """HybrIK with camera (HybrIK's ``HRNetSMPLCam``): image crop -> 3D heatmaps, shape, twist, camera -> SMPL.
 
-Pipeline for a normalised 256 x 256 crop (``lib.deploy.preprocess``):
+Pipeline for a normalised 256 x 256 crop (``lib.hybrik.preprocess``):
 
 1. HRNet (``preact``) -> heatmap logits (29 joints x 64 depth bins x 64 x 64) and a 2048-d feature.
 2. One softmax over each joint's whole volume, then soft-argmax: ``pred_uvd_jts`` in [-0.5, 0.5]
@@ -40,12 +40,11 @@ from torch import Tensor, nn
 
 from lib.body.joint_names import H36M_NUM_JOINTS, SMPL_NUM_BETAS, SMPL_NUM_JOINTS
 from lib.body.smpl import HYBRIK_H36M_REGRESSOR_FILE, BodyModel, load_joint_regressor
-from lib.deploy.camera import FOCAL_CROP_PX
-from lib.deploy.hybrik_onnx import DEPTH_FACTOR_M
-from lib.deploy.preprocess import INPUT_SIZE
 from lib.errors import AssetError
+from lib.hybrik.camera import DEPTH_FACTOR_M, FOCAL_CROP_PX
 from lib.hybrik.hrnet import FEATURE_DIM, HRNet
 from lib.hybrik.ik import forward_kinematics, hybrik_ik
+from lib.hybrik.preprocess import INPUT_SIZE
 from lib.hybrik.skeleton import (
     HYBRIK_FLIP_PERM,
     HYBRIK_NUM_JOINTS,

@@ -137,7 +137,7 @@ def synthetic_video(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -
     from lib.data.clips import sequence_spans
     from lib.data.schema import load_mesh_pickle
     from lib.data.synthetic import MESH_FILES
-    from lib.deploy.preprocess import box_to_center_scale, center_scale_to_box
+    from lib.hybrik.preprocess import box_to_center_scale, center_scale_to_box
     from lib.geometry.rotation import axis_angle_to_matrix
 
     split = load_mesh_pickle(data_root / MESH_FILES["pw3d"], "pw3d")["test"]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lib.deploy.hybrik_onnx import HybrIKOnnx, run_hybrik_on_frames
-from lib.deploy.preprocess import box_to_center_scale, center_scale_to_box, hybrik_crop
+from lib.hybrik.preprocess import box_to_center_scale, center_scale_to_box, hybrik_crop
 from lib.errors import CheckpointError, DataError
 
 

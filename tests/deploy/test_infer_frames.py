@@ -15,9 +15,9 @@ from PIL import Image
 
 from lib.deploy.infer_cli import main
 from lib.deploy.inputs import read_video_frames, whole_frame_boxes
-from lib.deploy.preprocess import hybrik_batch
+from lib.hybrik.preprocess import hybrik_batch
 from lib.errors import DataError
-from lib.hybrik.export import export_hybrik_onnx, onnx_session
+from lib.deploy.hybrik_export import export_hybrik_onnx, onnx_session
 from lib.hybrik.model import HybrIKCam, build_hybrik
 
 RESULT_KEYS = {"pose_aa", "rot_mat", "betas", "vertices", "keypoints_3d", "transl", "input_pose_aa", "input_rot_mat",
@@ -120,7 +120,7 @@ def test_checkpoint_and_onnx_paths_agree(both_paths) -> None:
     a, b = both_paths["torch"], both_paths["onnx"]
     assert set(b) == RESULT_KEYS
     # An untrained HybrIK puts joints millimetres apart, where the IK turns float32 differences between the
-    # runtimes into rotation differences of a few 1e-3 (lib.hybrik.export widens its check the same way);
+    # runtimes into rotation differences of a few 1e-3 (lib.deploy.hybrik_export widens its check the same way);
     # what the rotations move (vertices, joints) agrees to a millimetre.
     np.testing.assert_allclose(b["input_rot_mat"], a["input_rot_mat"], atol=2e-2)
     np.testing.assert_allclose(b["rot_mat"], a["rot_mat"], atol=2e-2)  # after the refiner

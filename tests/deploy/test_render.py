@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from lib.deploy import camera as cam
+from lib.hybrik import camera as cam
 from lib.deploy.compare import render_comparison
 from lib.deploy.render import PinholeCamera, render_mesh, save_frames
 

@@ -114,7 +114,7 @@ def outputs(hybrik18: HybrIKCam, crops: dict[str, Tensor]) -> dict[bool, dict[st
 @pytest.fixture(scope="session")
 def hybrik18_onnx(hybrik18: HybrIKCam, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The test network exported with the flip test (TorchScript exporter: the fast one)."""
-    from lib.hybrik.export import export_hybrik_onnx
+    from lib.deploy.hybrik_export import export_hybrik_onnx
 
     path = tmp_path_factory.mktemp("hybrik_onnx") / "hybrik18.onnx"
     export_hybrik_onnx(hybrik18, path, flip_test=True, input_size=TEST_CROP, exporter="torchscript")

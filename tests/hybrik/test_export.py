@@ -8,8 +8,9 @@ from pathlib import Path
 import onnx
 import torch
 
-from lib.deploy.hybrik_onnx import INPUT_NAMES, check_hybrik_io
-from lib.hybrik.export import DEFAULT_TOLERANCES, EXPORT_OUTPUT_NAMES, verify_hybrik_onnx
+from lib.deploy.hybrik_onnx import check_hybrik_io
+from lib.hybrik.preprocess import INPUT_NAMES
+from lib.deploy.hybrik_export import DEFAULT_TOLERANCES, EXPORT_OUTPUT_NAMES, verify_hybrik_onnx
 from lib.hybrik.model import HybrIKCam
 
 # The seed's documented outputs (doc/mesh.md "Deployment for HybrIK"), written out independently.
@@ -38,7 +39,7 @@ def test_io_names_and_shapes(hybrik18_onnx: Path) -> None:
 
 
 def test_onnxruntime_matches_pytorch(hybrik18: HybrIKCam, hybrik18_onnx: Path, caplog) -> None:
-    with caplog.at_level(logging.INFO, logger="lib.hybrik.export"):
+    with caplog.at_level(logging.INFO, logger="lib.deploy.hybrik_export"):
         checks = verify_hybrik_onnx(hybrik18, hybrik18_onnx, flip_test=True, batches=(1, 3), input_size=64)
     assert [c.n for c in checks] == [1, 3]
     for check in checks:
@@ -47,7 +48,7 @@ def test_onnxruntime_matches_pytorch(hybrik18: HybrIKCam, hybrik18_onnx: Path, c
 
 
 def test_cli_refuses_bad_arguments(smpl_root: Path, tmp_path: Path, capsys) -> None:
-    from lib.hybrik.export_cli import main
+    from lib.deploy.hybrik_export_cli import main
 
     out = tmp_path / "hybrik.onnx"
     assert main(["--data_root", str(smpl_root), "--deployment", str(out)]) == 2

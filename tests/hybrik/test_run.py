@@ -10,11 +10,11 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from lib.deploy.preprocess import hybrik_batch
+from lib.hybrik.preprocess import hybrik_batch
 from lib.errors import DataError
-from lib.hybrik.export import onnx_session
+from lib.deploy.hybrik_export import onnx_session
 from lib.hybrik.model import HybrIKCam
-from lib.hybrik.run import hybrik_predict
+from lib.deploy.hybrik_run import hybrik_predict
 
 POOL = 4  # the test network takes 64 x 64 crops; preprocessing makes 256 x 256 ones
 

@@ -1,6 +1,6 @@
 """Frames + person boxes through the HybrIK stage -> the arrays of HybrIK's demo ``res.pk``.
 
-``hybrik_predict`` crops and normalises every frame with ``lib.deploy.preprocess`` (HybrIK's test
+``hybrik_predict`` crops and normalises every frame with ``lib.hybrik.preprocess`` (HybrIK's test
 transform), runs the PyTorch ``HybrIKCam`` or an exported ONNX file / onnxruntime session in batches,
 and stacks the per-frame results under the keys ``scripts/demo_video.py --save-pk`` writes.
 """
@@ -15,11 +15,11 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from lib.deploy.camera import CROP_PX
-from lib.deploy.preprocess import HybrIKCrop, hybrik_crop
+from lib.deploy.hybrik_export import onnx_session
 from lib.errors import DataError
-from lib.hybrik.export import onnx_session
+from lib.hybrik.camera import CROP_PX
 from lib.hybrik.model import HybrIKCam
+from lib.hybrik.preprocess import HybrIKCrop, hybrik_crop
 
 logger = logging.getLogger(__name__)
 

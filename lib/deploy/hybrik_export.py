@@ -1,7 +1,7 @@
 """ONNX export of the HybrIK stage with the seed's I/O, and its verification against PyTorch.
 
-Inputs (``lib.deploy.hybrik_onnx.INPUT_NAMES``): ``input_image`` [N, 256, 256, 3] (the crop, already
-normalised by ``lib.deploy.preprocess``, channels last), ``bbox`` [N, 4] expanded square box xyxy px,
+Inputs (``lib.hybrik.preprocess.INPUT_NAMES``): ``input_image`` [N, 256, 256, 3] (the crop, already
+normalised by ``lib.hybrik.preprocess``, channels last), ``bbox`` [N, 4] expanded square box xyxy px,
 ``image_center`` [N, 2] px. Outputs (``EXPORT_OUTPUT_NAMES``, the seed's list): ``pred_shape`` [N, 10],
 ``pred_theta_mats`` [N, 216], ``pred_uvd_jts`` [N, 87], ``pred_xyz_jts_29`` [N, 87], ``pred_xyz_jts_24``
 [N, 72], ``pred_xyz_jts_24_struct`` [N, 72], ``pred_xyz_jts_17`` [N, 51], ``pred_vertices`` [N, 6890, 3],
@@ -12,7 +12,7 @@ by torch's dynamo exporter (``exporter="dynamo"``, as the refiner export) or by 
 (``"torchscript"``: deprecated by torch but about 10x faster on this graph of ~330 convolutions plus the
 unrolled IK; the suite uses it to stay fast). Both give the same graph semantics.
 ``verify_hybrik_onnx`` runs ``onnx.checker`` and compares onnxruntime (CPU) with eager PyTorch on crops
-of random frames made by ``lib.deploy.preprocess`` at several N (``DEFAULT_TOLERANCES``: max abs
+of random frames made by ``lib.hybrik.preprocess`` at several N (``DEFAULT_TOLERANCES``: max abs
 difference per output; the rotation tolerance widens with the IK's conditioning, see ``_conditioned``).
 """
 
@@ -29,12 +29,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lib.deploy.hybrik_onnx import DEPTH_FACTOR_M, INPUT_NAMES
 from lib.deploy.onnx_file import opset_of, write_onnx
 from lib.deploy.onnx_runner import cpu_session
-from lib.deploy.preprocess import INPUT_SIZE, hybrik_batch
+from lib.hybrik.camera import DEPTH_FACTOR_M
 from lib.hybrik.ik import MIN_BONE_M
 from lib.hybrik.model import HybrIKCam
+from lib.hybrik.preprocess import INPUT_NAMES, INPUT_SIZE, hybrik_batch
 from lib.hybrik.skeleton import HYBRIK_PARENTS
 
 logger = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class ParityCheck:
 
 
 def random_inputs(n: int, input_size: int = INPUT_SIZE, seed: int = 0) -> dict[str, np.ndarray]:
-    """Real-format inputs: random-noise frames cropped by ``lib.deploy.preprocess`` around random boxes.
+    """Real-format inputs: random-noise frames cropped by ``lib.hybrik.preprocess`` around random boxes.
 
     Boxes of 60..400 px anywhere in a 640 x 480 frame (partly outside it too). For a graph with a smaller
     crop (tests), the 256 px crops are average-pooled down to ``input_size`` (a divisor of 256).

@@ -28,6 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
+INPUT_NAMES = ("input_image", "bbox", "image_center")  # the HybrIK model's (and its ONNX's) inputs
 INPUT_SIZE = 256                 # HybrIK's IMAGE_SIZE (square crop, px)
 ASPECT_RATIO = 1.0               # width / height of the crop
 SCALE_MULT = 1.25                # box enlargement (HybrIK's scale_mult)

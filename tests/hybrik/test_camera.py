@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lib.deploy import camera as cam
+from lib.hybrik import camera as cam
 
 
 def test_focal_length_scales_with_the_expanded_box_width() -> None:

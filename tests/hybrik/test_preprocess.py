@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from lib.deploy import preprocess as pp
+from lib.hybrik import preprocess as pp
 
 
 def test_box_is_padded_to_a_square_and_enlarged_by_1_25() -> None:

@@ -12,9 +12,9 @@ import logging
 import sys
 from pathlib import Path
 
-from lib.timing import median_ms
 from lib.deploy.export_cli import run_export_cli
 from lib.errors import ConfigError
+from lib.timing import median_ms
 
 logger = logging.getLogger(__name__)
 
@@ -23,11 +23,11 @@ EPILOG = """example:
       --checkpoint pretrained_models/hybrik_hrnet.pth --deployment checkpoint/hybrik_hrnet48.onnx
 data_root holds SMPL_NEUTRAL.pkl, J_regressor_h36m_correct.npy and HybrIK's J_regressor_h36m.npy
 (h36m_mean_beta.npy too for --random_init). The file embeds the SMPL arrays (licensed: do not redistribute it).
-Inputs: input_image [N,256,256,3] (crop normalised by lib.deploy.preprocess), bbox [N,4], image_center [N,2]."""
+Inputs: input_image [N,256,256,3] (crop normalised by lib.hybrik.preprocess), bbox [N,4], image_center [N,2]."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from lib.hybrik.export import EXPORTERS
+    from lib.deploy.hybrik_export import EXPORTERS
     from lib.hybrik.model import HRNET_WIDTH
 
     parser = argparse.ArgumentParser(prog="deployment_hybrik.py", description=__doc__.splitlines()[0], epilog=EPILOG,
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from lib.hybrik.checkpoint import load_hybrik_checkpoint
-    from lib.hybrik.export import (
+    from lib.deploy.hybrik_export import (
         export_hybrik_onnx,
         onnx_session,
         random_inputs,

@@ -2,7 +2,7 @@
 
 HybrIK's ``scripts/demo_video.py`` renders ``pred_vertices + transl`` with a pinhole camera of focal
 length ``FOCAL_CROP_PX / CROP_PX * bbox_w`` px (``bbox_w``: width of the expanded square box that
-``lib.deploy.preprocess`` returns) and principal point at the image centre; axes as OpenCV (x right,
+``lib.hybrik.preprocess`` returns) and principal point at the image centre; axes as OpenCV (x right,
 y down, z forward), metres. ``pred_vertices`` is centred on the H36M pelvis that HybrIK regresses
 from the mesh (its own ``J_regressor_h36m``). So, for a mesh ``V`` (F, 6890, 3) m and HybrIK's
 ``transl`` (F, 3) m:
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+DEPTH_FACTOR_M = 2.2  # HybrIK's BBOX_3D_SHAPE 2200 mm: xyz joints are in these units
 FOCAL_CROP_PX = 1000.0  # HybrIK's FOCAL_LENGTH, defined for the 256 px crop
 CROP_PX = 256.0
 MIN_DEPTH_M = 1e-3      # points closer than this are clamped before dividing (behind-camera guard)
