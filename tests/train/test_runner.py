@@ -44,7 +44,7 @@ def test_training_writes_every_artefact(trained: tuple[Path, Path]) -> None:
     assert not [n for n in names if n.endswith(".tmp")]
     assert list((out / "logs").glob("events.out.tfevents.*"))
     assert list((out / "run_mesh").glob("*_pw3d.log"))
-    latest = mmck.read_checkpoint(out / "latest_epoch.bin")
+    latest = mck.read_checkpoint(out / "latest_epoch.bin")
     assert latest["epoch"] == 2 and not any(k.startswith("module.") for k in latest["model"])
     assert not any("v_template" in k or "shapedirs" in k for k in latest["model"])  # no SMPL arrays
     history = json.loads((out / "history.json").read_text())
@@ -98,7 +98,7 @@ def test_resume_after_sigkill_mid_epoch(trained: tuple[Path, Path], tmp_path: Pa
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert mmck.read_checkpoint(out / "latest_epoch.bin")["epoch"] in (1, 2)  # complete, never torn
+    assert mck.read_checkpoint(out / "latest_epoch.bin")["epoch"] in (1, 2)  # complete, never torn
     assert main(seed_command(cfg2, out)) == 0  # no -r: <checkpoint>/latest_epoch.bin is resumed
     assert not list(out.glob(".*.tmp"))  # temp files of a killed save are removed at start-up
     full = json.loads((out_full / "history.json").read_text())
@@ -196,9 +196,9 @@ def test_training_that_never_beats_the_start_returns_epoch_0(tmp_path: Path, dat
     start = history[0]["val"]["h36m"]["refined"]["mpjpe"]
     assert [h["epoch"] for h in history] == [0, 1, 2]
     assert all(h["val"]["h36m"]["refined"]["mpjpe"] > start + 1.0 for h in history[1:])  # training made it worse
-    best = mmck.read_checkpoint(out / "best_epoch.bin")
+    best = mck.read_checkpoint(out / "best_epoch.bin")
     assert best["epoch"] == 0 and best["best_epoch"] == 0 and best["best_metric"] == pytest.approx(start)
-    assert mmck.read_checkpoint(out / "latest_epoch.bin")["epoch"] == 2
+    assert mck.read_checkpoint(out / "latest_epoch.bin")["epoch"] == 2
     # the saved weights are the untrained ones: the same seed builds the same initial model
     from lib.config.cli import load_configs
     from lib.model.build import build_model
