@@ -160,7 +160,7 @@ PW3D_ACTIVITIES = {"walk": ("walking", "walkBridge"), "turn": ("rangeOfMotions",
 COCO_FOLDERS = {"train": "train2014", "test": "val2014"}
 COCO_MAX_IMAGE_ID = 600_000
 
-_J = {name: i for i, name in enumerate(SMPL_JOINT_NAMES)}
+SMPL_JOINT_INDEX = {name: i for i, name in enumerate(SMPL_JOINT_NAMES)}
 # (min, max) deg of each Euler axis (intrinsic XYZ in the joint's rest frame), left-side convention;
 # right-side joints use the mirrored limits (y and z negated). Joints not listed: +-20 deg.
 JOINT_LIMITS_DEG: dict[str, tuple[tuple[float, float], ...]] = {
@@ -229,7 +229,7 @@ class _Take:
 # ------------------------------------------------------------------------------------------------------
 # Motion
 # ------------------------------------------------------------------------------------------------------
-def _smoothstep(x: np.ndarray) -> np.ndarray:
+def smoothstep(x: np.ndarray) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
     return x * x * (3.0 - 2.0 * x)
 
@@ -261,17 +261,17 @@ def _segments(rng: np.random.Generator, duration: float, probs: tuple[float, ...
 
 def _segment_weights(t: np.ndarray, starts: list[float]) -> np.ndarray:
     """(K, F) cross-fade weights of K consecutive segments; they sum to one at every frame."""
-    up = [np.ones_like(t)] + [_smoothstep((t - s) / RAMP_S + 0.5) for s in starts[1:]]
+    up = [np.ones_like(t)] + [smoothstep((t - s) / RAMP_S + 0.5) for s in starts[1:]]
     up.append(np.zeros_like(t))
     return np.stack([up[k] - up[k + 1] for k in range(len(starts))])
 
 
-def _set_side(euler: np.ndarray, joint: str, left: np.ndarray | float, right: np.ndarray | float,
+def set_side(euler: np.ndarray, joint: str, left: np.ndarray | float, right: np.ndarray | float,
               axis: int) -> None:
     """Add an anatomical angle (deg, left-side convention) to both sides; the right side is mirrored."""
     sign = 1.0 if axis == 0 else -1.0
-    euler[:, _J["left_" + joint], axis] += left
-    euler[:, _J["right_" + joint], axis] += sign * right
+    euler[:, SMPL_JOINT_INDEX["left_" + joint], axis] += left
+    euler[:, SMPL_JOINT_INDEX["right_" + joint], axis] += sign * right
 
 
 @dataclass(frozen=True)
@@ -294,14 +294,14 @@ def _walk(t: np.ndarray, gait: _Gait, scale: float) -> tuple[np.ndarray, np.ndar
     """Gait-cycle angles (F, 24, 3) deg and the pelvis bob (F,) m, at ``scale`` of the full amplitude."""
     phi = 2 * np.pi * gait.freq_hz * t + gait.phase
     e = np.zeros((len(t), SMPL_NUM_JOINTS, 3))
-    _set_side(e, "hip", -gait.hip_deg * np.sin(phi), gait.hip_deg * np.sin(phi), 0)
-    _set_side(e, "knee", gait.knee_deg * ((1 + np.cos(phi)) / 2) ** 2,
+    set_side(e, "hip", -gait.hip_deg * np.sin(phi), gait.hip_deg * np.sin(phi), 0)
+    set_side(e, "knee", gait.knee_deg * ((1 + np.cos(phi)) / 2) ** 2,
               gait.knee_deg * ((1 - np.cos(phi)) / 2) ** 2, 0)
-    _set_side(e, "ankle", -8 * np.cos(phi), 8 * np.cos(phi), 0)
-    _set_side(e, "shoulder", gait.arm_deg * np.sin(phi), -gait.arm_deg * np.sin(phi), 0)
-    _set_side(e, "elbow", -8 * (1 - np.sin(phi)) / 2, -8 * (1 + np.sin(phi)) / 2, 1)
+    set_side(e, "ankle", -8 * np.cos(phi), 8 * np.cos(phi), 0)
+    set_side(e, "shoulder", gait.arm_deg * np.sin(phi), -gait.arm_deg * np.sin(phi), 0)
+    set_side(e, "elbow", -8 * (1 - np.sin(phi)) / 2, -8 * (1 + np.sin(phi)) / 2, 1)
     e[:, 0, 1] += 5 * np.sin(phi)                       # pelvis yaw with the stride
-    e[:, _J["spine2"], 1] -= 4 * np.sin(phi)            # counter-rotation of the trunk
+    e[:, SMPL_JOINT_INDEX["spine2"], 1] -= 4 * np.sin(phi)            # counter-rotation of the trunk
     bob = -0.02 * np.cos(2 * phi)
     return e * scale, bob * scale
 
@@ -315,15 +315,15 @@ def _arms(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
     sides = ((1.0, 1.0), (1.0, 0.0), (0.0, 1.0))[rng.integers(3)]
     e = np.zeros((len(t), SMPL_NUM_JOINTS, 3))
     if mode == "lateral":
-        _set_side(e, "shoulder", sides[0] * amp * 140 * env, sides[1] * amp * 140 * env, 2)
+        set_side(e, "shoulder", sides[0] * amp * 140 * env, sides[1] * amp * 140 * env, 2)
     elif mode == "frontal":
-        _set_side(e, "shoulder", -sides[0] * amp * 130 * env, -sides[1] * amp * 130 * env, 0)
-        _set_side(e, "elbow", sides[0] * 30 * env, sides[1] * 30 * env, 1)   # straighten the arm
+        set_side(e, "shoulder", -sides[0] * amp * 130 * env, -sides[1] * amp * 130 * env, 0)
+        set_side(e, "elbow", sides[0] * 30 * env, sides[1] * 30 * env, 1)   # straighten the arm
     else:
         wave = np.sin(2 * np.pi * 1.5 * t)
         left, right = (1.0, 0.0) if sides[0] else (0.0, 1.0)
-        _set_side(e, "shoulder", left * amp * 110 * env, right * amp * 110 * env, 2)
-        _set_side(e, "elbow", -left * (70 + 25 * wave) * env, -right * (70 + 25 * wave) * env, 1)
+        set_side(e, "shoulder", left * amp * 110 * env, right * amp * 110 * env, 2)
+        set_side(e, "elbow", -left * (70 + 25 * wave) * env, -right * (70 + 25 * wave) * env, 1)
     return e
 
 
@@ -333,12 +333,12 @@ def _squat(rng: np.random.Generator, t: np.ndarray) -> tuple[np.ndarray, np.ndar
     depth = rng.uniform(35, 65)
     h = depth * np.sin(np.pi * (t - rng.uniform(0, period)) / period) ** 2
     e = np.zeros((len(t), SMPL_NUM_JOINTS, 3))
-    _set_side(e, "hip", -h, -h, 0)
-    _set_side(e, "knee", 2 * h, 2 * h, 0)
-    _set_side(e, "ankle", -h, -h, 0)                    # hip + knee + ankle = 0: the foot stays flat
+    set_side(e, "hip", -h, -h, 0)
+    set_side(e, "knee", 2 * h, 2 * h, 0)
+    set_side(e, "ankle", -h, -h, 0)                    # hip + knee + ankle = 0: the foot stays flat
     for spine in ("spine1", "spine2", "spine3"):
-        e[:, _J[spine], 0] += 0.15 * h                  # lean the trunk forward
-    _set_side(e, "shoulder", -0.9 * h, -0.9 * h, 0)     # arms forward for balance
+        e[:, SMPL_JOINT_INDEX[spine], 0] += 0.15 * h                  # lean the trunk forward
+    set_side(e, "shoulder", -0.9 * h, -0.9 * h, 0)     # arms forward for balance
     drop = LEG_LENGTH_M * (1 - np.cos(np.radians(h)))
     return e, drop
 
@@ -346,32 +346,32 @@ def _squat(rng: np.random.Generator, t: np.ndarray) -> tuple[np.ndarray, np.ndar
 def _rest_posture(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
     """Arms down, soft elbows and knees, per-sequence offsets and slow sway; (F, 24, 3) deg."""
     e = np.zeros((len(t), SMPL_NUM_JOINTS, 3))
-    _set_side(e, "shoulder", -rng.uniform(70, 78), -rng.uniform(70, 78), 2)
-    _set_side(e, "elbow", -rng.uniform(*REST_ELBOW_DEG), -rng.uniform(*REST_ELBOW_DEG), 1)
-    _set_side(e, "knee", 3.0, 3.0, 0)
-    e[:, _J["spine1"], 0] += rng.uniform(-4, 4)
+    set_side(e, "shoulder", -rng.uniform(70, 78), -rng.uniform(70, 78), 2)
+    set_side(e, "elbow", -rng.uniform(*REST_ELBOW_DEG), -rng.uniform(*REST_ELBOW_DEG), 1)
+    set_side(e, "knee", 3.0, 3.0, 0)
+    e[:, SMPL_JOINT_INDEX["spine1"], 0] += rng.uniform(-4, 4)
     for name, std in (("spine1", 1.5), ("spine2", 1.5), ("spine3", 1.5), ("neck", 4.0), ("head", 6.0)):
-        e[:, _J[name]] += smooth_noise(rng, t, (3,), std, SWAY_FREQ_HZ)
+        e[:, SMPL_JOINT_INDEX[name]] += smooth_noise(rng, t, (3,), std, SWAY_FREQ_HZ)
     for side in ("left", "right"):   # forearms and hands are never still
-        e[:, _J[f"{side}_elbow"], 1] += smooth_noise(rng, t, (), ELBOW_SWAY_DEG, SWAY_FREQ_HZ)
-        e[:, _J[f"{side}_wrist"]] += smooth_noise(rng, t, (3,), WRIST_SWAY_DEG, SWAY_FREQ_HZ)
+        e[:, SMPL_JOINT_INDEX[f"{side}_elbow"], 1] += smooth_noise(rng, t, (), ELBOW_SWAY_DEG, SWAY_FREQ_HZ)
+        e[:, SMPL_JOINT_INDEX[f"{side}_wrist"]] += smooth_noise(rng, t, (3,), WRIST_SWAY_DEG, SWAY_FREQ_HZ)
     return e
 
 
-def _clip_to_limits(euler_deg: np.ndarray) -> np.ndarray:
+def clip_to_limits(euler_deg: np.ndarray) -> np.ndarray:
     """Clip (F, 24, 3) deg to ``JOINT_LIMITS_DEG`` (joint 0, the pelvis, is not clipped)."""
     lo = np.full((SMPL_NUM_JOINTS, 3), -20.0)
     hi = np.full((SMPL_NUM_JOINTS, 3), 20.0)
     lo[0], hi[0] = -np.inf, np.inf
     for name, limits in JOINT_LIMITS_DEG.items():
         arr = np.asarray(limits, dtype=float)            # (3, 2)
-        if name in _J:
-            lo[_J[name]], hi[_J[name]] = arr[:, 0], arr[:, 1]
+        if name in SMPL_JOINT_INDEX:
+            lo[SMPL_JOINT_INDEX[name]], hi[SMPL_JOINT_INDEX[name]] = arr[:, 0], arr[:, 1]
             continue
-        lo[_J["left_" + name]], hi[_J["left_" + name]] = arr[:, 0], arr[:, 1]
+        lo[SMPL_JOINT_INDEX["left_" + name]], hi[SMPL_JOINT_INDEX["left_" + name]] = arr[:, 0], arr[:, 1]
         mirrored = arr.copy()
         mirrored[1:] = -arr[1:, ::-1]                    # y, z mirrored: [a, b] -> [-b, -a]
-        lo[_J["right_" + name]], hi[_J["right_" + name]] = mirrored[:, 0], mirrored[:, 1]
+        lo[SMPL_JOINT_INDEX["right_" + name]], hi[SMPL_JOINT_INDEX["right_" + name]] = mirrored[:, 0], mirrored[:, 1]
     return np.clip(euler_deg, lo, hi)
 
 
@@ -407,7 +407,7 @@ def sequence_motion(rng: np.random.Generator, n_frames: int, fps: float,
             e, drop = _squat(rng, t)
             vertical -= w * drop
         euler += w[:, None, None] * e
-    euler = np.radians(_clip_to_limits(euler))
+    euler = np.radians(clip_to_limits(euler))
     wander = smooth_noise(rng, t, (), WANDER_RAD_S, (0.05, 0.3))
     heading = np.empty(n_frames)
     ground = np.empty((n_frames, 2))                     # (x, z)
@@ -418,7 +418,7 @@ def sequence_motion(rng: np.random.Generator, n_frames: int, fps: float,
         x, z = ground[f]
         dist = math.hypot(x, z)
         home = HOME_GAIN_RAD_S * math.sin(math.atan2(-x, -z) - heading[f]) * float(
-            _smoothstep(np.asarray((dist - HOME_RADIUS_M[0]) / (HOME_RADIUS_M[1] - HOME_RADIUS_M[0]))))
+            smoothstep(np.asarray((dist - HOME_RADIUS_M[0]) / (HOME_RADIUS_M[1] - HOME_RADIUS_M[0]))))
         walking = speed[f] / gait.speed_m_s
         heading[f + 1] = heading[f] + dt * (turn[f] + walking * (wander[f] + home))
         ground[f + 1] = ground[f] + dt * speed[f] * np.array([math.sin(heading[f]), math.cos(heading[f])])
@@ -514,7 +514,7 @@ def _rng(seed: int, dataset: str, split: str, index: int) -> np.random.Generator
     return np.random.default_rng([seed, _DATASET_ID[dataset], _SPLIT_ID[split], index])
 
 
-def _moving_average(x: np.ndarray, window: int) -> np.ndarray:
+def moving_average(x: np.ndarray, window: int) -> np.ndarray:
     """Centred moving average of (F, C) over ``window`` frames, edges padded with the end values."""
     half = window // 2
     padded = np.concatenate([np.repeat(x[:1], half, 0), x, np.repeat(x[-1:], window - 1 - half, 0)])
@@ -531,7 +531,7 @@ def _camera_around(rng: np.random.Generator, root: np.ndarray, azimuth_deg: floa
     """
     n = len(root)
     if follow_frames:
-        anchor = _moving_average(root, min(follow_frames, n))                      # (F, 3)
+        anchor = moving_average(root, min(follow_frames, n))                      # (F, 3)
     else:
         anchor = np.repeat(root.mean(axis=0, keepdims=True), n, axis=0)
     anchor[:, 1] = AIM_HEIGHT_M
@@ -614,7 +614,7 @@ def _coco_takes(seed: int, split: str, n_images: int) -> list[_Take]:
 # ------------------------------------------------------------------------------------------------------
 # Rendering a split
 # ------------------------------------------------------------------------------------------------------
-def _smpl_joints(body_model: torch.nn.Module, rot: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def smpl_joints(body_model: torch.nn.Module, rot: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Batched SMPL on CPU: (B, 24, 3, 3), (B, 10) -> root joint (B, 3) m and H36M-17 joints (B, 17, 3) m."""
     roots, joints = [], []
     with torch.no_grad():
@@ -626,7 +626,7 @@ def _smpl_joints(body_model: torch.nn.Module, rot: np.ndarray, betas: np.ndarray
     return np.concatenate(roots), np.concatenate(joints)
 
 
-def _standing_heights(body_model: torch.nn.Module, betas: np.ndarray) -> np.ndarray:
+def standing_heights(body_model: torch.nn.Module, betas: np.ndarray) -> np.ndarray:
     """(K,) m: height of the root joint above the lowest vertex in the rest pose, per betas (K, 10)."""
     heights = []
     with torch.no_grad():
@@ -648,8 +648,8 @@ def _render(takes: list[_Take], body_model: torch.nn.Module, dataset: str, split
     rot_world = world_rotations(np.concatenate([motions[m].euler for m in order]),
                                 np.concatenate([motions[m].heading for m in order]))      # (M, 24, 3, 3)
     betas_world = np.concatenate([np.repeat(motions[m].betas[None], n, axis=0) for m, n in zip(order, n_frames)])
-    root_joint, h36m_world = _smpl_joints(body_model, rot_world, betas_world)
-    standing = dict(zip(order, _standing_heights(body_model, np.stack([motions[m].betas for m in order]))))
+    root_joint, h36m_world = smpl_joints(body_model, rot_world, betas_world)
+    standing = dict(zip(order, standing_heights(body_model, np.stack([motions[m].betas for m in order]))))
 
     cols: dict[str, list] = {k: [] for k in ("joint_2d", "confidence", "joint_cam", "rot_cam", "betas", "jitter",
                                              "bias", "pred_smpl_shape")}

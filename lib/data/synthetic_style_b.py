@@ -104,21 +104,21 @@ from scipy.spatial.transform import Rotation
 from lib.body.joint_names import H36M_JOINT_NAMES, SMPL_NUM_BETAS, SMPL_NUM_JOINTS
 from lib.data.keypoints2d import H36M_CAMERA_RES
 from lib.data.synthetic_style_a import (
-    _J,
     H36M_CAMERAS,
     MESH_FILES,
     MM_PER_M,
     Preset,
-    _clip_to_limits,
-    _moving_average,
-    _set_side,
-    _smoothstep,
-    _smpl_joints,
-    _standing_heights,
-    write_pickle,
+    SMPL_JOINT_INDEX,
+    clip_to_limits,
     look_at,
+    moving_average,
     project,
+    set_side,
+    smoothstep,
+    smpl_joints,
+    standing_heights,
     world_rotations,
+    write_pickle,
 )
 
 STYLE = "b"
@@ -224,7 +224,7 @@ BETAS_SHRINK = 0.8
 BETAS_OFFSET_STD = 0.15
 BETAS_JITTER_STD = 0.2
 CONTINUOUS_ROTVEC_PROB = 0.5
-CHAINS = tuple(tuple(_J[name] for name in chain) for chain in (
+CHAINS = tuple(tuple(SMPL_JOINT_INDEX[name] for name in chain) for chain in (
     ("left_hip", "left_knee", "left_ankle", "left_foot"),
     ("right_hip", "right_knee", "right_ankle", "right_foot"),
     ("left_shoulder", "left_elbow", "left_wrist", "left_hand"),
@@ -346,18 +346,18 @@ def _run(rng: np.random.Generator, t: np.ndarray, fps: float) -> _Move:
     freq = rng.uniform(1.3, 1.6)
     phi = 2 * np.pi * freq * t + rng.uniform(0, 2 * np.pi)
     e = _zeros(t)
-    _set_side(e, "hip", -17.5 - 32.5 * np.sin(phi), -17.5 + 32.5 * np.sin(phi), 0)
+    set_side(e, "hip", -17.5 - 32.5 * np.sin(phi), -17.5 + 32.5 * np.sin(phi), 0)
     knee = rng.uniform(95, 115)
-    _set_side(e, "knee", 15 + knee * ((1 + np.cos(phi + 0.6)) / 2) ** 2,
+    set_side(e, "knee", 15 + knee * ((1 + np.cos(phi + 0.6)) / 2) ** 2,
               15 + knee * ((1 - np.cos(phi + 0.6)) / 2) ** 2, 0)
-    _set_side(e, "ankle", -15 * np.cos(phi), 15 * np.cos(phi), 0)
+    set_side(e, "ankle", -15 * np.cos(phi), 15 * np.cos(phi), 0)
     arm = rng.uniform(30, 40)
-    _set_side(e, "shoulder", arm * np.sin(phi), -arm * np.sin(phi), 0)
-    _set_side(e, "elbow", -rng.uniform(80, 100), -rng.uniform(80, 100), 1)
+    set_side(e, "shoulder", arm * np.sin(phi), -arm * np.sin(phi), 0)
+    set_side(e, "elbow", -rng.uniform(80, 100), -rng.uniform(80, 100), 1)
     e[:, 0, 1] += 8 * np.sin(phi)
-    e[:, _J["spine2"], 1] -= 8 * np.sin(phi)
+    e[:, SMPL_JOINT_INDEX["spine2"], 1] -= 8 * np.sin(phi)
     for spine in ("spine1", "spine2"):
-        e[:, _J[spine], 0] += rng.uniform(4, 7)
+        e[:, SMPL_JOINT_INDEX[spine], 0] += rng.uniform(4, 7)
     return _Move(euler=e, vertical=0.04 * np.cos(2 * phi), speed=freq * rng.uniform(1.5, 2.0))
 
 
@@ -368,35 +368,35 @@ def _jump(rng: np.random.Generator, t: np.ndarray, fps: float) -> _Move:
         s = ((t - rng.uniform(0, period)) / period) % 1.0
         crouch = rng.uniform(30, 50) * (_bump(s, 0.25, 0.15) + 0.7 * _bump(s, 0.78, 0.08))
         flight = np.where((s > 0.45) & (s < 0.7), np.sin(np.pi * (s - 0.45) / 0.25), 0.0)
-        _set_side(e, "hip", -crouch, -crouch, 0)
-        _set_side(e, "knee", 2 * crouch, 2 * crouch, 0)
-        _set_side(e, "ankle", -crouch + 20 * flight, -crouch + 20 * flight, 0)
+        set_side(e, "hip", -crouch, -crouch, 0)
+        set_side(e, "knee", 2 * crouch, 2 * crouch, 0)
+        set_side(e, "ankle", -crouch + 20 * flight, -crouch + 20 * flight, 0)
         for spine in ("spine1", "spine2", "spine3"):
-            e[:, _J[spine], 0] += 0.3 * crouch
+            e[:, SMPL_JOINT_INDEX[spine], 0] += 0.3 * crouch
         swing = 40 * _bump(s, 0.3, 0.15) - 150 * _bump(s, 0.55, 0.15)
-        _set_side(e, "shoulder", swing, swing, 0)
+        set_side(e, "shoulder", swing, swing, 0)
         vertical = rng.uniform(0.15, 0.35) * flight - LEG_LENGTH_M * (1 - np.cos(np.radians(crouch)))
     else:                                                        # jumping jacks
         period = rng.uniform(0.9, 1.3)
         s = ((t - rng.uniform(0, period)) / period) % 1.0
         spread = np.sin(np.pi * s) ** 2
-        _set_side(e, "shoulder", 150 * spread, 150 * spread, 2)
-        _set_side(e, "hip", 0.0, 0.0, 0)
-        _set_side(e, "hip", 20 * spread, 20 * spread, 2)
-        _set_side(e, "knee", 15 * np.cos(np.pi * s) ** 2, 15 * np.cos(np.pi * s) ** 2, 0)
+        set_side(e, "shoulder", 150 * spread, 150 * spread, 2)
+        set_side(e, "hip", 0.0, 0.0, 0)
+        set_side(e, "hip", 20 * spread, 20 * spread, 2)
+        set_side(e, "knee", 15 * np.cos(np.pi * s) ** 2, 15 * np.cos(np.pi * s) ** 2, 0)
         vertical = rng.uniform(0.05, 0.10) * np.abs(np.sin(2 * np.pi * s))
     return _Move(euler=e, vertical=vertical)
 
 
 def _box(rng: np.random.Generator, t: np.ndarray, fps: float) -> _Move:
     e = _zeros(t)
-    _set_side(e, "shoulder", -45.0, -45.0, 0)
-    _set_side(e, "shoulder", 40.0, 40.0, 2)                    # upper arms up from hanging, towards the front
+    set_side(e, "shoulder", -45.0, -45.0, 0)
+    set_side(e, "shoulder", 40.0, 40.0, 2)                    # upper arms up from hanging, towards the front
     guard = rng.uniform(110, 130)
-    _set_side(e, "elbow", -guard, -guard, 1)
-    _set_side(e, "knee", 20.0, 20.0, 0)
-    _set_side(e, "hip", -12.0, -12.0, 0)
-    _set_side(e, "ankle", -8.0, -8.0, 0)
+    set_side(e, "elbow", -guard, -guard, 1)
+    set_side(e, "knee", 20.0, 20.0, 0)
+    set_side(e, "hip", -12.0, -12.0, 0)
+    set_side(e, "ankle", -8.0, -8.0, 0)
     rate = rng.uniform(1.5, 2.5)
     times = np.cumsum(rng.exponential(1.0 / rate, size=int(rate * (t[-1] + 2) * 2) + 2)) - 0.5
     side = rng.integers(2)
@@ -404,9 +404,9 @@ def _box(rng: np.random.Generator, t: np.ndarray, fps: float) -> _Move:
         b = _bump(t, t0, 0.15)
         left = (k + side) % 2 == 0
         ext = (guard - 10) * b
-        _set_side(e, "elbow", ext if left else 0.0, 0.0 if left else ext, 1)
-        _set_side(e, "shoulder", -40 * b if left else 0.0, 0.0 if left else -40 * b, 0)
-        e[:, _J["spine2"], 1] += (12 if left else -12) * b
+        set_side(e, "elbow", ext if left else 0.0, 0.0 if left else ext, 1)
+        set_side(e, "shoulder", -40 * b if left else 0.0, 0.0 if left else -40 * b, 0)
+        e[:, SMPL_JOINT_INDEX["spine2"], 1] += (12 if left else -12) * b
     e[:, 0, 1] += 15.0 * (1 if side else -1)                      # stance turned a bit
     bob = 0.01 * np.sin(2 * np.pi * 1.5 * t)
     return _Move(euler=e, vertical=bob - LEG_LENGTH_M * (1 - np.cos(np.radians(10.0))))
@@ -419,28 +419,28 @@ def _pick(rng: np.random.Generator, t: np.ndarray, fps: float) -> _Move:
     knee = rng.uniform(10, 40) * b
     e = _zeros(t)
     e[:, 0, 0] += lean                                          # pelvis tilts forward ...
-    _set_side(e, "hip", -lean - knee / 2, -lean - knee / 2, 0)  # ... the thighs stay nearly vertical
-    _set_side(e, "knee", knee, knee, 0)
-    _set_side(e, "ankle", -knee / 2, -knee / 2, 0)
+    set_side(e, "hip", -lean - knee / 2, -lean - knee / 2, 0)  # ... the thighs stay nearly vertical
+    set_side(e, "knee", knee, knee, 0)
+    set_side(e, "ankle", -knee / 2, -knee / 2, 0)
     for spine in ("spine1", "spine2", "spine3"):
-        e[:, _J[spine], 0] += 0.2 * lean
+        e[:, SMPL_JOINT_INDEX[spine], 0] += 0.2 * lean
     reach = rng.choice((0.0, 1.0))
-    _set_side(e, "shoulder", -60 * b, -60 * b * reach, 0)
+    set_side(e, "shoulder", -60 * b, -60 * b * reach, 0)
     return _Move(euler=e, vertical=-LEG_LENGTH_M * (1 - np.cos(np.radians(knee / 2))))
 
 
 def _sit(rng: np.random.Generator, t: np.ndarray, fps: float) -> _Move:
     period = rng.uniform(4.0, 6.0)
     s = ((t - rng.uniform(0, period)) / period) % 1.0
-    level = _smoothstep((s - 0.15) / 0.2) - _smoothstep((s - 0.65) / 0.2)
+    level = smoothstep((s - 0.15) / 0.2) - smoothstep((s - 0.65) / 0.2)
     hip = rng.uniform(80, 90) * level
     lean = rng.uniform(25, 35) * (_bump(s, 0.25, 0.12) + _bump(s, 0.75, 0.12))
     e = _zeros(t)
     e[:, 0, 0] += lean
-    _set_side(e, "hip", -hip - lean, -hip - lean, 0)
-    _set_side(e, "knee", hip, hip, 0)                              # shins vertical
-    _set_side(e, "shoulder", -30 * level, -30 * level, 0)
-    _set_side(e, "elbow", -50 * level, -50 * level, 1)
+    set_side(e, "hip", -hip - lean, -hip - lean, 0)
+    set_side(e, "knee", hip, hip, 0)                              # shins vertical
+    set_side(e, "shoulder", -30 * level, -30 * level, 0)
+    set_side(e, "elbow", -50 * level, -50 * level, 1)
     rad = np.radians(hip)
     return _Move(euler=e, vertical=-THIGH_M * (1 - np.cos(rad)), back=THIGH_M * np.sin(rad))
 
@@ -451,16 +451,16 @@ def _dance(rng: np.random.Generator, t: np.ndarray, fps: float) -> _Move:
     for name, std in (("shoulder", (35, 20, 30)), ("elbow", (5, 30, 5)), ("hip", (15, 6, 8)),
                       ("knee", (12, 0, 0)), ("wrist", (15, 15, 15))):
         for side in ("left", "right"):
-            e[:, _J[f"{side}_{name}"]] += band_noise(rng, n, fps, (3,), np.asarray(std, float), DANCE_BAND_HZ)
-    _set_side(e, "elbow", -40.0, -40.0, 1)
-    _set_side(e, "knee", 15.0, 15.0, 0)
+            e[:, SMPL_JOINT_INDEX[f"{side}_{name}"]] += band_noise(rng, n, fps, (3,), np.asarray(std, float), DANCE_BAND_HZ)
+    set_side(e, "elbow", -40.0, -40.0, 1)
+    set_side(e, "knee", 15.0, 15.0, 0)
     for name, std in (("spine1", 8), ("spine2", 8), ("spine3", 6), ("neck", 10), ("head", 10)):
-        e[:, _J[name]] += band_noise(rng, n, fps, (3,), float(std), DANCE_BAND_HZ)
+        e[:, SMPL_JOINT_INDEX[name]] += band_noise(rng, n, fps, (3,), float(std), DANCE_BAND_HZ)
     e[:, 0, 1] += band_noise(rng, n, fps, (), 25.0, DANCE_BAND_HZ)
     beat = rng.uniform(1.6, 2.2)
     bounce = (1 - np.cos(2 * np.pi * beat * t)) / 2
-    _set_side(e, "knee", 10 * bounce, 10 * bounce, 0)
-    _set_side(e, "hip", -5 * bounce, -5 * bounce, 0)
+    set_side(e, "knee", 10 * bounce, 10 * bounce, 0)
+    set_side(e, "hip", -5 * bounce, -5 * bounce, 0)
     turn = band_noise(rng, n, fps, (), 0.6, (0.05, 0.5))
     return _Move(euler=e, vertical=-0.02 * bounce, turn=turn)
 
@@ -470,19 +470,19 @@ def _idle(rng: np.random.Generator, t: np.ndarray, fps: float) -> _Move:
     e = _zeros(t)
     shift = np.sin(2 * np.pi * rng.uniform(0.1, 0.25) * t + rng.uniform(0, 2 * np.pi))
     e[:, 0, 2] += 3 * shift
-    _set_side(e, "hip", 3 * shift, -3 * shift, 2)
-    _set_side(e, "knee", 4 * (1 + shift), 4 * (1 - shift), 0)
-    e[:, _J["neck"], 1] += band_noise(rng, n, fps, (), 12.0, (0.05, 0.3))
-    e[:, _J["head"], 1] += band_noise(rng, n, fps, (), 12.0, (0.05, 0.3))
+    set_side(e, "hip", 3 * shift, -3 * shift, 2)
+    set_side(e, "knee", 4 * (1 + shift), 4 * (1 - shift), 0)
+    e[:, SMPL_JOINT_INDEX["neck"], 1] += band_noise(rng, n, fps, (), 12.0, (0.05, 0.3))
+    e[:, SMPL_JOINT_INDEX["head"], 1] += band_noise(rng, n, fps, (), 12.0, (0.05, 0.3))
     arms = rng.integers(3)
     if arms == 1:                                                # crossed
-        _set_side(e, "shoulder", -40.0, -40.0, 0)
-        _set_side(e, "shoulder", 35.0, 35.0, 2)
-        _set_side(e, "elbow", -110.0, -110.0, 1)
+        set_side(e, "shoulder", -40.0, -40.0, 0)
+        set_side(e, "shoulder", 35.0, 35.0, 2)
+        set_side(e, "elbow", -110.0, -110.0, 1)
     elif arms == 2:                                              # hands on the hips
-        _set_side(e, "shoulder", 20.0, 20.0, 0)
-        _set_side(e, "shoulder", 30.0, 30.0, 2)
-        _set_side(e, "elbow", -90.0, -90.0, 1)
+        set_side(e, "shoulder", 20.0, 20.0, 0)
+        set_side(e, "shoulder", 30.0, 30.0, 2)
+        set_side(e, "elbow", -90.0, -90.0, 1)
     return _Move(euler=e)
 
 
@@ -493,11 +493,11 @@ _ACTIVITY_FUNCS: dict[str, Callable[[np.random.Generator, np.ndarray, float], _M
 def _rest_posture(rng: np.random.Generator, t: np.ndarray, fps: float) -> np.ndarray:
     n = len(t)
     e = _zeros(t)
-    _set_side(e, "shoulder", -rng.uniform(60, 72), -rng.uniform(60, 72), 2)
-    _set_side(e, "elbow", -rng.uniform(15, 30), -rng.uniform(15, 30), 1)
-    _set_side(e, "knee", 5.0, 5.0, 0)
+    set_side(e, "shoulder", -rng.uniform(60, 72), -rng.uniform(60, 72), 2)
+    set_side(e, "elbow", -rng.uniform(15, 30), -rng.uniform(15, 30), 1)
+    set_side(e, "knee", 5.0, 5.0, 0)
     for name, std in (("spine1", 2.0), ("spine2", 2.0), ("spine3", 2.0), ("neck", 5.0), ("head", 5.0)):
-        e[:, _J[name]] += band_noise(rng, n, fps, (3,), std, SWAY_BAND_HZ)
+        e[:, SMPL_JOINT_INDEX[name]] += band_noise(rng, n, fps, (3,), std, SWAY_BAND_HZ)
     return e
 
 
@@ -511,7 +511,7 @@ def sequence_motion(rng: np.random.Generator, n_frames: int, fps: float,
         acts.append(ACTIVITIES[rng.choice(len(ACTIVITIES), p=probs)])
         starts.append(start)
         start += rng.uniform(*SEGMENT_S)
-    up = [np.ones_like(t)] + [_smoothstep((t - s) / RAMP_S + 0.5) for s in starts[1:]] + [np.zeros_like(t)]
+    up = [np.ones_like(t)] + [smoothstep((t - s) / RAMP_S + 0.5) for s in starts[1:]] + [np.zeros_like(t)]
     weights = [up[k] - up[k + 1] for k in range(len(starts))]
     euler = _rest_posture(rng, t, fps)
     speed, turn, vertical, back = (np.zeros(n_frames) for _ in range(4))
@@ -522,7 +522,7 @@ def sequence_motion(rng: np.random.Generator, n_frames: int, fps: float,
         speed += w * move.speed
         turn += w * move.turn
         back += w * move.back
-    euler = np.radians(_clip_to_limits(euler))
+    euler = np.radians(clip_to_limits(euler))
     wander = band_noise(rng, n_frames, fps, (), WANDER_RAD_S, (0.05, 0.4))
     heading = np.empty(n_frames)
     ground = np.empty((n_frames, 2))
@@ -533,7 +533,7 @@ def sequence_motion(rng: np.random.Generator, n_frames: int, fps: float,
         x, z = ground[f]
         dist = math.hypot(x, z)
         home = HOME_GAIN_RAD_S * math.sin(math.atan2(-x, -z) - heading[f]) * float(
-            _smoothstep(np.asarray((dist - HOME_RADIUS_M[0]) / (HOME_RADIUS_M[1] - HOME_RADIUS_M[0]))))
+            smoothstep(np.asarray((dist - HOME_RADIUS_M[0]) / (HOME_RADIUS_M[1] - HOME_RADIUS_M[0]))))
         moving = min(speed[f] / RUN_REF_SPEED_M_S, 1.5)
         heading[f + 1] = heading[f] + dt * (turn[f] + moving * (wander[f] + home))
         ground[f + 1] = ground[f] + dt * speed[f] * np.array([math.sin(heading[f]), math.cos(heading[f])])
@@ -590,7 +590,7 @@ def _pw3d_camera(rng: np.random.Generator, root: np.ndarray, fps: float) -> _Cam
     aim = rng.uniform(*PW3D_AIM_HEIGHT_M)
     cam_height = float(np.clip(aim + distance * math.tan(pitch), *PW3D_HEIGHT_RANGE_M))
     az = rng.uniform(-np.pi, np.pi)
-    anchor = _moving_average(root, min(max(1, round(PW3D_FOLLOW_S * fps)), n))
+    anchor = moving_average(root, min(max(1, round(PW3D_FOLLOW_S * fps)), n))
     anchor[:, 1] = aim
     offset = np.array([distance * math.sin(az), cam_height - aim, distance * math.cos(az)])
     base = look_at(offset, np.zeros(3))
@@ -869,8 +869,8 @@ def _render(takes: list[_TakeB], body_model: torch.nn.Module, dataset: str, spli
     rot_world = world_rotations(np.concatenate([motions[m].euler for m in order]),
                                 np.concatenate([motions[m].heading for m in order]))
     betas_world = np.concatenate([np.repeat(motions[m].betas[None], n, axis=0) for m, n in zip(order, n_frames)])
-    root_joint, h36m_world = _smpl_joints(body_model, rot_world, betas_world)
-    standing = dict(zip(order, _standing_heights(body_model, np.stack([motions[m].betas for m in order]))))
+    root_joint, h36m_world = smpl_joints(body_model, rot_world, betas_world)
+    standing = dict(zip(order, standing_heights(body_model, np.stack([motions[m].betas for m in order]))))
 
     cols: dict[str, list] = {k: [] for k in ("joint_2d", "confidence", "joint_cam", "smpl_pose", "smpl_shape",
                                              "pred_smpl_pose", "pred_smpl_shape")}

@@ -1,7 +1,7 @@
 """The ``train_mesh_refine.py`` command line: train, finetune, resume or evaluate.
 
 ``main(argv)`` parses, turns user errors into one line on stderr and an exit code, and calls
-``lib.train.runner.run``. Exit codes: 0 ok, 2 user error, 130 interrupted.
+``lib.train.runner.run`` with typed values (``RunOptions``, the configs, ``ModelOptions``). Exit codes: 0 ok, 2 user error, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -48,10 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from lib.config.cli import load_configs
+    from lib.train.options import RunOptions
     from lib.train.runner import run
 
     try:
-        run(args)
+        run(RunOptions.from_args(args), *load_configs(args))
     except RefineError as exc:
         logging.getLogger("train_mesh_refine").error("%s", exc) if logging.getLogger().handlers else None
         print(f"error: {exc}", file=sys.stderr)

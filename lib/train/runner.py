@@ -1,4 +1,4 @@
-"""``run(args)``: wires configs, model, data, optimizer, checkpoints and evaluation together.
+"""``run(run_opts, task_cfg, hyper_cfg, options)``: wires configs, model, data, optimizer, checkpoints and evaluation together.
 
 The order of one epoch mirrors the original: an H36M pass (+ H36M validation) while
 ``epoch < warmup_h36m``, a COCO pass while ``epoch < warmup_coco``, a 3DPW pass if ``train_pw3d``, then
@@ -8,7 +8,6 @@ The order of one epoch mirrors the original: an H36M pass (+ H36M validation) wh
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -25,17 +24,20 @@ import yaml
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
+from lib import runtime
 from lib.atomic_write import TEMP_GLOB, make_folder, write_text_atomic
 from lib.body.smpl import BodyModel
-from lib.config.cli import load_configs
+from lib.config.hyper import HyperConfig
+from lib.config.options import ModelOptions
+from lib.config.task import TaskConfig
 from lib.errors import ConfigError
 from lib.eval.evaluate import EvalReport, evaluate_split, format_report_table
-from lib.model.build import build_model, count_trainable_parameters
 from lib.model import checkpoint as model_ckpt
+from lib.model.build import build_model, count_trainable_parameters
 from lib.train import checkpoint as ckpt_io
-from lib import runtime
 from lib.train.log_setup import setup_logging
 from lib.train.loop import train_one_epoch
+from lib.train.options import RunOptions
 
 log = logging.getLogger("train_mesh_refine")
 
@@ -57,17 +59,10 @@ def read_history(out: Path, keep_epochs: int) -> list[dict[str, Any]]:
     return [e for e in json.loads(path.read_text(encoding="utf-8")) if e["epoch"] <= keep_epochs]
 
 
-def check_flags(args: argparse.Namespace, task_cfg: Any) -> None:
-    """Contradictory combinations are errors (one line each)."""
-    if args.evaluate is not None and args.resume is not None:
-        raise ConfigError("--evaluate and -r/--resume contradict each other: evaluate a checkpoint, or resume training")
-    if args.evaluate is not None and args.pretrained is not None:
-        raise ConfigError("--evaluate takes a full checkpoint; --pretrained (backbone only) applies to training")
-
-
-def save_run_configs(out: Path, args: argparse.Namespace, task_cfg: Any, hyper_cfg: Any, options: Any) -> None:
+def save_run_configs(out: Path, run_opts: RunOptions, task_cfg: TaskConfig, hyper_cfg: HyperConfig | None,
+                     options: ModelOptions) -> None:
     """Copies of both YAMLs plus the resolved config of this run, next to the checkpoints."""
-    for src in (args.config, args.hyper_cfg):
+    for src in (run_opts.config, run_opts.hyper_cfg):
         if src is not None:
             write_text_atomic(out / Path(src).name, Path(src).read_text(encoding="utf-8"))
     resolved = {
@@ -79,7 +74,7 @@ def save_run_configs(out: Path, args: argparse.Namespace, task_cfg: Any, hyper_c
     write_text_atomic(out / "resolved_config.yaml", yaml.safe_dump(resolved, sort_keys=False))
 
 
-def test_splits(task_cfg: Any) -> list[str]:
+def test_splits(task_cfg: TaskConfig) -> list[str]:
     """Datasets validated by this config: H36M if it names an H36M file, 3DPW if it names a 3DPW file."""
     return [name for name, f in (("h36m", task_cfg.dt_file_h36m), ("pw3d", task_cfg.dt_file_pw3d)) if f]
 
@@ -90,31 +85,31 @@ def write_metrics(out: Path, report: EvalReport, **extra: Any) -> Path:
     return path
 
 
-def run(args: argparse.Namespace) -> None:
-    task_cfg, hyper_cfg, options = load_configs(args)
-    check_flags(args, task_cfg)
-    info, device = runtime.setup(args.device)
+def run(run_opts: RunOptions, task_cfg: TaskConfig, hyper_cfg: HyperConfig | None, options: ModelOptions) -> None:
+    """One run: evaluate ``run_opts.evaluate``, or train (fresh, resumed or finetuned) into ``run_opts.checkpoint``."""
+    info, device = runtime.setup(run_opts.device)
     try:
-        _run(args, task_cfg, hyper_cfg, options, info, device)
+        _run(run_opts, task_cfg, hyper_cfg, options, info, device)
     finally:
         runtime.teardown(info)
 
 
-def _run(args, task_cfg, hyper_cfg, options, info: runtime.DistInfo, device: torch.device) -> None:
-    out: Path = make_folder(args.checkpoint)
+def _run(run_opts: RunOptions, task_cfg: TaskConfig, hyper_cfg: HyperConfig | None, options: ModelOptions,
+         info: runtime.DistInfo, device: torch.device) -> None:
+    out: Path = make_folder(run_opts.checkpoint)
     stamp = time.strftime("%Y%m%d_%H%M%S")
     setup_logging(out / task_cfg.log / f"{stamp}_{task_cfg.dataset}.log" if info.is_main else None, rank=info.rank)
     log.info("command: %s", " ".join(shlex.quote(a) for a in sys.argv))
     if options.version == 1 and hyper_cfg is not None:
-        log.info("%s: read and validated; unused with --version 1 (no hypergraph block)", args.hyper_cfg)
+        log.info("%s: read and validated; unused with --version 1 (no hypergraph block)", run_opts.hyper_cfg)
     if info.is_main:
         for stale in out.glob(TEMP_GLOB):  # left by a run killed mid-save; the previous file is intact
             log.info("removing %s (an interrupted save)", stale)
             stale.unlink()
-        save_run_configs(out, args, task_cfg, hyper_cfg, options)
-    seed_everything(args.seed)
+        save_run_configs(out, run_opts, task_cfg, hyper_cfg, options)
+    seed_everything(run_opts.seed)
     autocast_dtype = None
-    if args.amp:
+    if run_opts.amp:
         if device.type == "cuda":
             autocast_dtype = torch.bfloat16
             log.info("--amp: bf16 autocast on %s (SMPL, losses and metrics stay float32)", device)
@@ -126,30 +121,31 @@ def _run(args, task_cfg, hyper_cfg, options, info: runtime.DistInfo, device: tor
     log.info("trainable parameters: %.6f M", count_trainable_parameters(model) / 1e6)
     body = BodyModel(task_cfg.data_root).to(device)
 
-    if args.evaluate is not None:
-        evaluate_checkpoint(args, task_cfg, hyper_cfg, options, model, body, device, out, info)
+    if run_opts.evaluate is not None:
+        evaluate_checkpoint(run_opts, task_cfg, hyper_cfg, options, model, body, device, out, info)
         return
-    train(args, task_cfg, hyper_cfg, options, model, body, device, out, info, autocast_dtype)
+    train(run_opts, task_cfg, hyper_cfg, options, model, body, device, out, info, autocast_dtype)
 
 
-def evaluate_checkpoint(args, task_cfg, hyper_cfg, options, model, body, device, out: Path,
+def evaluate_checkpoint(run_opts: RunOptions, task_cfg: TaskConfig, hyper_cfg: HyperConfig | None,
+                        options: ModelOptions, model, body, device, out: Path,
                         info: runtime.DistInfo) -> list[EvalReport]:
-    ckpt = model_ckpt.read_checkpoint(args.evaluate)
-    model_ckpt.check_compatible(ckpt, args.evaluate, model_ckpt.model_signature(task_cfg, hyper_cfg, options))
-    model_ckpt.load_model_state(model, ckpt, args.evaluate)
-    log.info("evaluating %s (trained %d epochs)", args.evaluate, ckpt.get("epoch", -1))
+    ckpt = model_ckpt.read_checkpoint(run_opts.evaluate)
+    model_ckpt.check_compatible(ckpt, run_opts.evaluate, model_ckpt.model_signature(task_cfg, hyper_cfg, options))
+    model_ckpt.load_model_state(model, ckpt, run_opts.evaluate)
+    log.info("evaluating %s (trained %d epochs)", run_opts.evaluate, ckpt.get("epoch", -1))
     reports = []
     for dataset in test_splits(task_cfg):
         report = evaluate_split(model, body, task_cfg, dataset, device, dist_info=info)
         if info.is_main:
-            path = write_metrics(out, report, checkpoint=str(args.evaluate), epoch=ckpt.get("epoch"))
+            path = write_metrics(out, report, checkpoint=str(run_opts.evaluate), epoch=ckpt.get("epoch"))
             print(format_report_table(report))
             log.info("wrote %s", path)
         reports.append(report)
     return reports
 
 
-def make_optimizer(model: torch.nn.Module, task_cfg: Any) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, task_cfg: TaskConfig) -> torch.optim.Optimizer:
     """AdamW with a backbone group (``lr_backbone``) and a head group (``lr_head``)."""
     backbone = [p for n, p in model.named_parameters() if n.startswith("backbone.") and p.requires_grad]
     head = [p for n, p in model.named_parameters() if not n.startswith("backbone.") and p.requires_grad]
@@ -176,9 +172,9 @@ def describe_batch(split, batch: dict) -> str:
     return ", ".join(names[:8]) + (f" (+{len(names) - 8} more)" if len(names) > 8 else "")
 
 
-def resolve_resume(args: argparse.Namespace, out: Path) -> Path | None:
-    if args.resume is not None:
-        return args.resume
+def resolve_resume(run_opts: RunOptions, out: Path) -> Path | None:
+    if run_opts.resume is not None:
+        return run_opts.resume
     latest = out / ckpt_io.LATEST
     if latest.is_file():
         log.info("resuming from %s (found in --checkpoint; pass -r to choose another file)", latest)
@@ -186,9 +182,9 @@ def resolve_resume(args: argparse.Namespace, out: Path) -> Path | None:
     return None
 
 
-def resolve_pretrained(args: argparse.Namespace, task_cfg: Any) -> Path | None:
-    if args.pretrained is not None:
-        return args.pretrained / args.selection
+def resolve_pretrained(run_opts: RunOptions, task_cfg: TaskConfig) -> Path | None:
+    if run_opts.pretrained is not None:
+        return run_opts.pretrained / run_opts.selection
     if task_cfg.backbone_ckpt:
         return Path(task_cfg.backbone_ckpt)
     if task_cfg.finetune:
@@ -209,7 +205,7 @@ def wrap_distributed(model: torch.nn.Module, device: torch.device, info: runtime
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
-def make_loader(dataset, batch: int, seed: int, epoch: int, task_cfg: Any, device: torch.device,
+def make_loader(dataset, batch: int, seed: int, epoch: int, task_cfg: TaskConfig, device: torch.device,
                 info: runtime.DistInfo, single_frames: bool) -> DataLoader:
     """An epoch's loader: shuffled by (seed, epoch) only, so a resumed run sees the same order."""
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
@@ -226,23 +222,24 @@ def make_loader(dataset, batch: int, seed: int, epoch: int, task_cfg: Any, devic
                       persistent_workers=False, pin_memory=device.type == "cuda")
 
 
-def train(args, task_cfg, hyper_cfg, options, model, body, device, out: Path, info: runtime.DistInfo,
+def train(run_opts: RunOptions, task_cfg: TaskConfig, hyper_cfg: HyperConfig | None, options: ModelOptions,
+          model, body, device, out: Path, info: runtime.DistInfo,
           autocast_dtype: torch.dtype | None) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
     from lib.data.datasets import MeshFiles, build_eval_splits, build_train_sets
 
     signature = model_ckpt.model_signature(task_cfg, hyper_cfg, options)
-    resume = resolve_resume(args, out)
+    resume = resolve_resume(run_opts, out)
     ckpt = None
     if resume is not None:
         ckpt = model_ckpt.read_checkpoint(resume)
         model_ckpt.check_compatible(ckpt, resume, signature)
         model_ckpt.load_model_state(model, ckpt, resume)
-        if args.pretrained is not None or task_cfg.backbone_ckpt:
+        if run_opts.pretrained is not None or task_cfg.backbone_ckpt:
             log.info("resuming: the pretrained backbone is not loaded (the checkpoint already holds trained weights)")
     else:
-        pretrained = resolve_pretrained(args, task_cfg)
+        pretrained = resolve_pretrained(run_opts, task_cfg)
         if pretrained is not None:
             ckpt_io.load_backbone_weights(model, pretrained)
     apply_partial_train(model, task_cfg.partial_train)
@@ -266,7 +263,7 @@ def train(args, task_cfg, hyper_cfg, options, model, body, device, out: Path, in
                  info.world_size, task_cfg.batch_size_img)
 
     files = MeshFiles(task_cfg)  # each pickle loaded once, shared by training and validation
-    sets = build_train_sets(task_cfg, seed=args.seed, files=files)
+    sets = build_train_sets(task_cfg, seed=run_opts.seed, files=files)
     test_sets = build_eval_splits(task_cfg, files)
     select_on = "pw3d" if task_cfg.dt_file_pw3d else "h36m"
     writer = SummaryWriter(str(out / "logs")) if info.is_main else None
@@ -292,7 +289,7 @@ def train(args, task_cfg, hyper_cfg, options, model, body, device, out: Path, in
                 dataset = sets[name]
                 dataset.set_epoch(epoch)
                 batch = task_cfg.batch_size_img if name == "coco" else task_cfg.batch_size
-                loader = make_loader(dataset, batch, args.seed, epoch, task_cfg, device, info, name == "coco")
+                loader = make_loader(dataset, batch, run_opts.seed, epoch, task_cfg, device, info, name == "coco")
                 stats = train_one_epoch(net, loader, optimizer, body, task_cfg, device, epoch=epoch, pass_name=name,
                                         describe_batch=lambda b, d=dataset: describe_batch(d.split, b),
                                         autocast_dtype=autocast_dtype, dist_info=info)

@@ -75,17 +75,19 @@ def test_evaluate_writes_json_with_all_keys(trained: tuple[Path, Path], tmp_path
 
 
 def test_resume_precedence(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from argparse import Namespace
-
+    from lib.train.options import RunOptions
     from lib.train.runner import resolve_resume
 
-    assert resolve_resume(Namespace(resume=None), tmp_path) is None
+    def opts(resume):  # the run options with only -r set
+        return RunOptions(config=Path("x.yaml"), checkpoint=tmp_path, resume=resume)
+
+    assert resolve_resume(opts(resume=None), tmp_path) is None
     (tmp_path / "latest_epoch.bin").write_bytes(b"")
     with caplog.at_level("INFO"):
-        assert resolve_resume(Namespace(resume=None), tmp_path) == tmp_path / "latest_epoch.bin"
+        assert resolve_resume(opts(resume=None), tmp_path) == tmp_path / "latest_epoch.bin"
     assert "resuming from" in caplog.text  # the CLI says so
     chosen = tmp_path / "other.bin"
-    assert resolve_resume(Namespace(resume=chosen), tmp_path) == chosen  # -r wins
+    assert resolve_resume(opts(resume=chosen), tmp_path) == chosen  # -r wins
 
 
 def test_resume_after_sigkill_mid_epoch(trained: tuple[Path, Path], tmp_path: Path, seed_command) -> None:
