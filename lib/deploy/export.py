@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from lib.deploy import onnx_runner as meta
-from lib.deploy.onnx_file import opset_of, write_onnx
+from lib.deploy.onnx_file import ExportInfo, export_info, write_onnx
 from lib.deploy.onnx_runner import cpu_session
 from lib.model.refiner import EXPORT_INPUT_NAMES, EXPORT_OUTPUT_NAMES, MeshRefiner, MeshRefinerForExport
 from lib.timing import median_ms
@@ -49,18 +49,6 @@ NORMALISATION = ("x_n = x / W * 2 - 1, y_n = y / W * 2 - H / W with (W, H) the f
 TRACE_BATCH = 2          # example N while tracing (not 0 or 1, which torch.export would specialise)
 MAX_AXIS_ANGLE_RAD = 0.8  # body joints of the random verification poses: |angle| up to this
 MAX_BETA = 2.0
-
-
-@dataclass
-class ExportInfo:
-    """What was written."""
-
-    path: Path
-    seconds: float
-    size_bytes: int
-    opset: int
-    inputs: list[tuple[str, list[Any]]]
-    outputs: list[tuple[str, list[Any]]]
 
 
 @dataclass
@@ -139,15 +127,6 @@ def realistic_inputs(n: int, t: int, in_channels: int = 3, seed: int = 0) -> dic
             "hybrik_shape": shape.astype(np.float32)}
 
 
-def _io_shapes(values: Any) -> list[tuple[str, list[Any]]]:
-    """(name, dims) of graph inputs / outputs; symbolic dims by name."""
-    out = []
-    for v in values:
-        dims = [d.dim_param if d.dim_param else d.dim_value for d in v.type.tensor_type.shape.dim]
-        out.append((v.name, dims))
-    return out
-
-
 @contextlib.contextmanager
 def _quiet_exporter() -> Iterator[None]:
     """Silence the exporter's known, harmless chatter (torchvision ops skipped, axis renaming notes)."""
@@ -202,10 +181,8 @@ def export_onnx(model: MeshRefiner, path: str | Path, metadata: Mapping[str, str
             entry.key, entry.value = key, str(value)
 
     proto, seconds = write_onnx(path, export, add_metadata)
-    opset_version = opset_of(proto)
-    info = ExportInfo(path=path, seconds=seconds, size_bytes=path.stat().st_size, opset=opset_version,
-                      inputs=_io_shapes(proto.graph.input), outputs=_io_shapes(proto.graph.output))
-    log.info("exported %s in %.1fs (%.1f MB, opset %d)", path, seconds, info.size_bytes / 1e6, opset_version)
+    info = export_info(path, proto, seconds)
+    log.info("exported %s in %.1fs (%.1f MB, opset %d)", path, seconds, info.size_bytes / 1e6, info.opset)
     return info
 
 

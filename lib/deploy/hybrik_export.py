@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lib.deploy.onnx_file import opset_of, write_onnx
+from lib.deploy.onnx_file import ExportInfo, export_info, write_onnx
 from lib.deploy.onnx_runner import cpu_session
 from lib.hybrik.camera import DEPTH_FACTOR_M
 from lib.hybrik.ik import MIN_BONE_M
@@ -84,16 +84,6 @@ class HybrIKForExport(nn.Module):
 
 
 @dataclass(frozen=True)
-class ExportInfo:
-    """What ``export_hybrik_onnx`` wrote."""
-
-    path: Path
-    seconds: float
-    size_bytes: int
-    opset: int
-
-
-@dataclass(frozen=True)
 class ParityCheck:
     """onnxruntime vs PyTorch at one batch size: max abs difference per output."""
 
@@ -142,7 +132,7 @@ def export_hybrik_onnx(model: HybrIKCam, path: str | os.PathLike, *, flip_test: 
         exporter: ``"dynamo"`` or ``"torchscript"`` (see the module docstring).
         opset: ONNX opset (default: the dynamo exporter's, ``TORCHSCRIPT_OPSET`` for TorchScript).
     Returns:
-        ``ExportInfo`` (path, seconds, size, opset).
+        ``ExportInfo`` (path, seconds, size, opset, graph inputs / outputs).
     """
     if exporter not in EXPORTERS:
         raise ValueError(f"exporter {exporter!r}; allowed: {list(EXPORTERS)}")
@@ -167,9 +157,8 @@ def export_hybrik_onnx(model: HybrIKCam, path: str | os.PathLike, *, flip_test: 
                                   opset_version=TORCHSCRIPT_OPSET if opset is None else opset)
 
     proto, seconds = write_onnx(path, export, _declare_shapes)
-    opset_version = opset_of(proto)
-    info = ExportInfo(path=path, seconds=seconds, size_bytes=path.stat().st_size, opset=opset_version)
-    logger.info("exported %s in %.1fs (%.1f MB, opset %d)", path, seconds, info.size_bytes / 1e6, opset_version)
+    info = export_info(path, proto, seconds)
+    logger.info("exported %s in %.1fs (%.1f MB, opset %d)", path, seconds, info.size_bytes / 1e6, info.opset)
     return info
 
 

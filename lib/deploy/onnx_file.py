@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +45,28 @@ def write_onnx(path: str | Path, export: Callable[[str], None],
 def opset_of(proto: Any) -> int:
     """The default-domain opset version of an ``onnx.ModelProto`` (-1 if none is declared)."""
     return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), -1)
+
+
+@dataclass(frozen=True)
+class ExportInfo:
+    """What an export wrote (both exports): file, seconds, size, opset, graph input / output names and dims."""
+
+    path: Path
+    seconds: float
+    size_bytes: int
+    opset: int
+    inputs: list[tuple[str, list[Any]]]
+    outputs: list[tuple[str, list[Any]]]
+
+
+def io_shapes(values: Any) -> list[tuple[str, list[Any]]]:
+    """(name, dims) of graph inputs / outputs; symbolic dims by name."""
+    return [(v.name, [d.dim_param if d.dim_param else d.dim_value for d in v.type.tensor_type.shape.dim])
+            for v in values]
+
+
+def export_info(path: str | Path, proto: Any, seconds: float) -> ExportInfo:
+    """The ``ExportInfo`` of the file ``write_onnx`` saved at ``path`` from ``proto``."""
+    path = Path(path)
+    return ExportInfo(path=path, seconds=seconds, size_bytes=path.stat().st_size, opset=opset_of(proto),
+                      inputs=io_shapes(proto.graph.input), outputs=io_shapes(proto.graph.output))
