@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-# The suite fails if fewer tests than this are collected (a misnamed test cannot hide).
-MIN_TESTS ?= 60
+# The suite fails if fewer tests than this are collected (a misnamed test cannot hide); keep it within
+# 10 % of what the suite collects (554 on 2026-12-05).
+MIN_TESTS ?= 500
 
 .PHONY: demo test venv clean-demo
 

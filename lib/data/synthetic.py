@@ -45,7 +45,8 @@ def generate_data_root(out_dir: str | Path, seed: int = 0, preset: str = "tiny",
     return {**summary, "generator_version": GENERATOR_VERSIONS[style]}
 
 
-def ensure_data_root(out_dir: str | Path, seed: int = 0, preset: str = "tiny", style: str = "a") -> tuple[dict[str, Any], bool]:
+def ensure_data_root(out_dir: str | Path, seed: int = 0, preset: str = "tiny",
+                     style: str = "a") -> tuple[dict[str, Any], bool]:
     """The synthetic ``data_root`` at ``out_dir``, generated unless a complete one is there.
 
     Complete means its ``MANIFEST_FILE`` (written last) names the same seed, preset, style and

@@ -30,6 +30,9 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
+from lib.config.hyper import HyperConfig
+from lib.config.options import ModelOptions
+from lib.config.task import TaskConfig
 from lib.deploy import onnx_runner as meta
 from lib.deploy.onnx_file import ExportInfo, export_info, write_onnx
 from lib.deploy.onnx_runner import cpu_session
@@ -284,7 +287,8 @@ def check_shapes(clip_len: int, maxlen: int) -> list[tuple[int, int]]:
     return [(1, clip_len), (SECOND_CHECK_N, other)]
 
 
-def export_checkpoint(model: MeshRefiner, ckpt: Mapping[str, Any], task_cfg: Any, hyper_cfg: Any, options: Any,
+def export_checkpoint(model: MeshRefiner, ckpt: Mapping[str, Any], task_cfg: TaskConfig,
+                      hyper_cfg: HyperConfig | None, options: ModelOptions,
                       checkpoint: str | Path, output: str | Path, *, opset: int | None = None, verify: bool = True,
                       threads: int = 2, latency_repeats: int = 10) -> ExportResult:
     """Export a loaded checkpoint (``lib.deploy.model_io.load_refiner``), verify it, time it.
@@ -320,7 +324,6 @@ def export_and_verify(*, config: str | Path, hyper_cfg: str | Path | None, check
     from lib.config.hyper import load_hyper_config
     from lib.config.task import load_task_config
     from lib.deploy.model_io import load_refiner
-    from lib.config.options import ModelOptions
 
     task_cfg = load_task_config(config)
     hyper = load_hyper_config(hyper_cfg) if hyper_cfg is not None else None

@@ -29,6 +29,7 @@ import torch
 from lib.atomic_write import atomic_open
 from lib.body.joint_names import H36M_ROOT, SMPL_NUM_JOINTS
 from lib.body.smpl import HYBRIK_H36M_REGRESSOR_FILE, BodyModel, load_joint_regressor
+from lib.config.task import TaskConfig
 from lib.data.keypoints2d import pose2d_input
 from lib.deploy.inputs import HybrIKSequence
 from lib.deploy.invalid_frames import bridge_linear, bridge_rotations
@@ -80,7 +81,7 @@ class Refiner:
     description: str
 
 
-def refiner_from_model(model: torch.nn.Module, task_cfg: Any, description: str,
+def refiner_from_model(model: torch.nn.Module, task_cfg: TaskConfig, description: str,
                        device: torch.device | str = "cpu") -> Refiner:
     """A ``Refiner`` running a ``MeshRefiner`` in PyTorch (settings from its ``TaskConfig``)."""
     return Refiner(window_fn=torch_window_fn(model, device), clip_len=task_cfg.clip_len,

@@ -53,6 +53,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from lib.body.joint_names import H36M_NUM_JOINTS, SMPL_NUM_BETAS, SMPL_NUM_JOINTS
+from lib.config.task import TaskConfig
 from lib.data.datasets import EvalSequence, EvalSequences, MeshSplit
 from lib.eval.evaluate import protocol, score_sequence
 from lib.eval.metrics import METRIC_KEYS, MetricSums
@@ -468,7 +469,7 @@ def _checked(name: str, prediction: tuple[Tensor, Tensor], sequence: EvalSequenc
 
 
 @torch.no_grad()
-def score_split(predictors: Mapping[str, Predictor], body: nn.Module, cfg: Any, split: MeshSplit,
+def score_split(predictors: Mapping[str, Predictor], body: nn.Module, cfg: TaskConfig, split: MeshSplit,
                 device: torch.device, *, show_progress: bool = False) -> SplitScores:
     """Score per-frame predictions of every sequence of a split, as ``evaluate_split`` scores the refiner.
 
@@ -529,7 +530,7 @@ class TuneResult:
                 "grid": self.rows}
 
 
-def tune_baseline(candidates: Sequence[Baseline], body: nn.Module, cfg: Any, split: MeshSplit,
+def tune_baseline(candidates: Sequence[Baseline], body: nn.Module, cfg: TaskConfig, split: MeshSplit,
                   device: torch.device, fps: float, *, betas: BetasMode = "mean", select_on: str = "mpjpe",
                   show_progress: bool = False) -> TuneResult:
     """Grid search of one baseline's parameters on a (training) split.

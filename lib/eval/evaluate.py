@@ -28,6 +28,7 @@ from torch import nn
 from tqdm import tqdm
 
 from lib.body.joint_names import H36M_EVAL_14, H36M_JOINT_NAMES
+from lib.config.task import TaskConfig
 from lib.data.datasets import EvalSequence, EvalSequences, MeshSplit, load_split
 from lib.eval.metrics import METRIC_KEYS, MetricSums, accel_error_mm, center_on_root, frame_errors_mm
 from lib.geometry.rotation import axis_angle_to_matrix
@@ -125,7 +126,7 @@ def score_sequence(body: nn.Module, labels: dict[str, torch.Tensor],
         sums[name].add("accel_err", accel_error_mm(pred14, gt14))
 
 
-def protocol(cfg: Any, flip: bool, overlap: int) -> dict[str, Any]:
+def protocol(cfg: TaskConfig, flip: bool, overlap: int) -> dict[str, Any]:
     return {
         "root": cfg.eval_root,
         "joints": "H36M-17 regressed from the mesh (J_regressor_h36m_correct); mpjpe/pa_mpjpe on 14 joints "
@@ -141,7 +142,7 @@ def protocol(cfg: Any, flip: bool, overlap: int) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def evaluate_split(model: nn.Module, body: nn.Module, cfg: Any, dataset: str, device: torch.device, *,
+def evaluate_split(model: nn.Module, body: nn.Module, cfg: TaskConfig, dataset: str, device: torch.device, *,
                    split: MeshSplit | None = None, flip: bool | None = None, overlap: int | None = None,
                    max_windows_per_batch: int = 64, dist_info: DistInfo = DistInfo()) -> EvalReport:
     """Score HybrIK's input and the refined output on every frame of a test split.

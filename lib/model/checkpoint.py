@@ -16,6 +16,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from lib.config.hyper import HyperConfig
+from lib.config.task import TaskConfig
 from lib.errors import CheckpointError
 
 # Task-config keys that change the meaning or shape of the weights (CONTRACT.md). Training keys
@@ -48,7 +50,7 @@ def config_as_dict(obj: Any) -> dict[str, Any] | None:
     return {k: _plain(v) for k, v in dict(obj).items()}
 
 
-def model_signature(task_cfg: Any, hyper_cfg: Any, options: Any) -> dict[str, Any]:
+def model_signature(task_cfg: TaskConfig, hyper_cfg: HyperConfig | None, options: Any) -> dict[str, Any]:
     """The settings that must agree between a checkpoint and the model it is loaded into.
 
     Args:

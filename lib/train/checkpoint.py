@@ -26,6 +26,9 @@ import torch
 from torch import nn
 
 from lib.atomic_write import atomic_open
+from lib.config.hyper import HyperConfig
+from lib.config.options import ModelOptions
+from lib.config.task import TaskConfig
 from lib.errors import CheckpointError
 from lib.model.checkpoint import config_as_dict, model_signature, strip_wrapper_prefixes, unwrap
 
@@ -81,8 +84,8 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
 
 
 def build_checkpoint(*, model: nn.Module, optimizer: torch.optim.Optimizer | None, scheduler: Any,
-                     scaler: Any, epoch: int, best_metric: float, best_epoch: int, task_cfg: Any,
-                     hyper_cfg: Any, options: Any) -> dict[str, Any]:
+                     scaler: Any, epoch: int, best_metric: float, best_epoch: int, task_cfg: TaskConfig,
+                     hyper_cfg: HyperConfig | None, options: ModelOptions) -> dict[str, Any]:
     """Everything needed to resume exactly, or to rebuild the model for evaluation / export."""
     return {
         "format": FORMAT,

@@ -1,7 +1,8 @@
 """The ``train_mesh_refine.py`` command line: train, finetune, resume or evaluate.
 
 ``main(argv)`` parses, turns user errors into one line on stderr and an exit code, and calls
-``lib.train.runner.run`` with typed values (``RunOptions``, the configs, ``ModelOptions``). Exit codes: 0 ok, 2 user error, 130 interrupted.
+``lib.train.runner.run`` with typed values (``RunOptions``, the configs, ``ModelOptions``).
+Exit codes: 0 ok, 2 user error, 130 interrupted.
 """
 
 from __future__ import annotations

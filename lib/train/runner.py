@@ -1,4 +1,5 @@
-"""``run(run_opts, task_cfg, hyper_cfg, options)``: wires configs, model, data, optimizer, checkpoints and evaluation together.
+"""``run(run_opts, task_cfg, hyper_cfg, options)``: wires configs, model, data, optimizer, checkpoints and
+evaluation together.
 
 The order of one epoch mirrors the original: an H36M pass (+ H36M validation) while
 ``epoch < warmup_h36m``, a COCO pass while ``epoch < warmup_coco``, a 3DPW pass if ``train_pw3d``, then
