@@ -106,9 +106,7 @@ def write_config(path: Path, base: Path = DEMO_CONFIG, **changes: Any) -> Path:
     """A copy of the task YAML ``base`` with ``changes`` applied (validated by the caller's loader)."""
     raw = yaml.safe_load(base.read_text(encoding="utf-8"))
     raw.update(changes)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
-    return path
+    return write_text(path, yaml.safe_dump(raw, sort_keys=False))
 
 
 def default_size_changes() -> dict[str, Any]:

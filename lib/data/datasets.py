@@ -5,9 +5,9 @@ Three layers:
       (checked, not copied), its sequence spans, and the normalised 2D input computed once;
     * ``TrainClipDataset``: training clips (``lib.data.clips.train_clips``) over the
       ``sample_stride``-subsampled frames, with the random flip;
-    * ``EvalSequences`` / ``iter_eval_batches``: evaluation sequence by sequence, windows batched by
-      equal length, and the stitching that puts per-window outputs back to one value per frame at
-      the full frame rate (every test frame exactly once).
+    * ``EvalSequences``: evaluation sequence by sequence, each with its frames at the full frame rate
+      and its ``clips.WindowPlan``; ``lib.windowed`` refines it window by window and stitches the
+      outputs back to one value per frame (every test frame exactly once).
 
 Items and batches are dicts of tensors (``docs/architecture.md``):
     ``pose2d`` (T, 17, C) float32, C = 3 (x, y, confidence) or 2 with ``no_conf``;
@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -79,7 +78,6 @@ _CORRUPTION_STREAM = 1  # extra seed word: the corruptions never share draws wit
 COCO_CLIP_LEN = 1
 COCO_DATA_STRIDE = 1
 COCO_SAMPLE_STRIDE = 1
-DEFAULT_MAX_WINDOWS_PER_BATCH = 64
 
 
 def _as_name(value: Any) -> str:
@@ -290,14 +288,14 @@ class EvalSequence:
 
     With ``sample_stride`` s > 1 the sequence is split into its s phases (frames p, p + s, ...),
     each phase is cut into windows of ``clip_len`` overlapping by ``overlap`` (the last aligned to
-    the phase end; a phase shorter than ``clip_len`` is one window of its own length); ``batches``
-    yields windows of equal length together and ``stitch`` puts their outputs back per frame.
+    the phase end; a phase shorter than ``clip_len`` is one window of its own length). ``lib.windowed``
+    batches the windows of ``frame_arrays()`` and stitches the outputs back per frame.
 
     Attributes:
         name: the ``source`` id.
         rows: (F_seq,) split rows of the sequence, in frame order (full frame rate).
         clip_len, sample_stride: the window length and frame-rate stride it is refined with.
-        plan: the ``WindowPlan`` (phases, windows in the order ``batches`` yields and ``stitch`` consumes).
+        plan: the ``WindowPlan`` (phases, windows, stitching weights).
     """
 
     def __init__(self, split: MeshSplit, name: str, rows: np.ndarray, sample_stride: int,
@@ -316,17 +314,6 @@ class EvalSequence:
     def frames(self) -> int:
         return len(self.rows)
 
-    def batches(self, max_windows_per_batch: int = DEFAULT_MAX_WINDOWS_PER_BATCH) -> Iterator[dict[str, Tensor]]:
-        """Batches of windows of equal length T, in ``plan.windows`` order.
-
-        Yields:
-            dicts with ``pose2d`` (B, T, 17, C), ``gt_pose`` / ``hybrik_pose`` (B, T, 72),
-            ``gt_shape`` / ``hybrik_shape`` (B, T, 10) float32 and ``frame_index`` (B, T) int64.
-        """
-        for group in self.plan.groups(max_windows_per_batch):  # raises for max_windows_per_batch < 1
-            rows = np.stack([self.rows[self.plan.positions(w)] for w in group])  # (B, T)
-            yield _to_tensors(self.split.take(rows))
-
     def frame_arrays(self) -> dict[str, Tensor]:
         """The sequence's inputs and labels at the full frame rate, one entry per frame.
 
@@ -335,29 +322,11 @@ class EvalSequence:
         """
         return _to_tensors(self.split.take(self.rows))
 
-    def stitch(self, outputs: Sequence[Tensor | np.ndarray]) -> np.ndarray:
-        """Per-window outputs -> one value per frame of the sequence, at the full frame rate.
-
-        Args:
-            outputs: the model outputs of the batches of ``batches()``, in order, each (B, T, ...)
-                (tensors on any device, or arrays). Any per-frame quantity works; for rotation
-                matrices project the result with ``lib.geometry.rotation.project_to_so3``.
-        Returns:
-            (F_seq, ...) array: each phase's windows blended with ``clips.stitch`` (trapezoid
-            weights), phases interleaved back; frame f of the result is frame ``rows[f]`` of the split.
-        """
-        per_window: list[np.ndarray] = []
-        for out in outputs:
-            array = out.detach().cpu().numpy() if isinstance(out, Tensor) else np.asarray(out)
-            per_window.extend(array)  # B windows of (T, ...)
-        return self.plan.stitch(per_window, what=f"sequence {self.name!r} (pass every batch of batches())")
-
-
 class EvalSequences:
     """The test sequences of a split, one at a time (memory does not grow with the test set).
 
-    Every frame of the split belongs to exactly one sequence, and ``EvalSequence.stitch`` returns
-    exactly one value per frame, so evaluating every sequence scores every frame once
+    Every frame of the split belongs to exactly one sequence, and the stitched refinement of a
+    sequence has exactly one value per frame, so evaluating every sequence scores every frame once
     (``frames`` = the split's frame count, the number the report prints).
 
     Args:
@@ -387,39 +356,6 @@ class EvalSequences:
             rows = np.arange(start, end, dtype=np.int64)
             yield EvalSequence(self.split, self.split.sequence_name(start), rows,
                                self.sample_stride, self.clip_len, self.overlap)
-
-
-@dataclass(frozen=True)
-class EvalBatch:
-    """One batch of ``iter_eval_batches``: ``inputs`` as ``EvalSequence.batches`` yields them, the
-    sequence they belong to, and whether it is the sequence's last batch (then stitch)."""
-
-    sequence: EvalSequence
-    inputs: dict[str, Tensor]
-    last: bool
-
-
-def iter_eval_batches(split: MeshSplit, clip_len: int, sample_stride: int = 1, overlap: int | None = None,
-                      max_windows_per_batch: int = DEFAULT_MAX_WINDOWS_PER_BATCH) -> Iterator[EvalBatch]:
-    """Every evaluation batch of a split as one flat stream, sequence after sequence.
-
-    Usage::
-
-        outputs = []
-        for batch in iter_eval_batches(split, cfg.clip_len, cfg.sample_stride):
-            outputs.append(model(...batch.inputs...)["rot_mat"])
-            if batch.last:
-                rot = project_to_so3(torch.from_numpy(batch.sequence.stitch(outputs)))  # (F_seq, 24, 3, 3)
-                outputs = []
-    """
-    for sequence in EvalSequences(split, sample_stride, clip_len, overlap):
-        pending: dict[str, Tensor] | None = None
-        for inputs in sequence.batches(max_windows_per_batch):
-            if pending is not None:
-                yield EvalBatch(sequence, pending, last=False)
-            pending = inputs
-        if pending is not None:
-            yield EvalBatch(sequence, pending, last=True)
 
 
 # ----------------------------------------------------------------------------- files and configs

@@ -20,7 +20,6 @@ from lib.data.datasets import (
     TrainClipDataset,
     build_eval_splits,
     build_train_sets,
-    iter_eval_batches,
     load_split,
 )
 from lib.errors import ConfigError, DataError
@@ -229,6 +228,32 @@ def test_no_conf_drops_the_confidence_channel() -> None:
 # --------------------------------------------------------------------------------- evaluation
 
 
+def recording_window_fn(calls: list[dict[str, np.ndarray]]):
+    """A ``lib.windowed`` window function that records the split rows of each window (decoded from the 2D
+    and from the betas independently) and returns identity rotations and the input betas unchanged."""
+
+    def run(pose2d: np.ndarray, theta: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x_px = (pose2d[..., 0, 0].astype(np.float64) + 1.0) * PW3D_WIDTH / 2  # joint 0 holds x = f
+        calls.append({"pose2d": pose2d, "rows": np.rint(x_px).astype(np.int64),
+                      "rows_betas": ((-betas[..., 0].astype(np.float64) - 0.5) / ROW_SCALE).astype(np.int64)})
+        rot = np.broadcast_to(np.eye(3), theta.shape[:2] + (24, 3, 3)).copy()
+        return rot, betas
+
+    return run
+
+
+def refine_identity(seq, calls: list, **kwargs) -> np.ndarray:
+    """The stitched betas of ``seq`` through ``lib.windowed.refine_sequence`` (every frame, full rate)."""
+    from lib.windowed import refine_sequence
+
+    arrays = seq.frame_arrays()
+    _, betas = refine_sequence(recording_window_fn(calls), *(arrays[k].numpy() for k in
+                                                             ("pose2d", "hybrik_pose", "hybrik_shape")),
+                               clip_len=seq.clip_len, sample_stride=seq.sample_stride,
+                               overlap=seq.plan.overlap, **kwargs)
+    return betas
+
+
 @pytest.mark.parametrize("sample_stride", [1, 2, 3])
 @pytest.mark.parametrize("max_windows", [1, 3, 64])
 def test_eval_stitch_scores_every_frame_once(sample_stride: int, max_windows: int) -> None:
@@ -238,49 +263,39 @@ def test_eval_stitch_scores_every_frame_once(sample_stride: int, max_windows: in
     assert len(sequences) == len(lengths) and sequences.frames == sum(lengths)
     covered = []
     for seq, length in zip(sequences, lengths):
-        outputs = []
-        for batch in seq.batches(max_windows):
-            b, t = batch["frame_index"].shape
-            assert b <= max_windows and batch["pose2d"].shape == (b, t, 17, 3)
+        calls: list[dict[str, np.ndarray]] = []
+        stitched = refine_identity(seq, calls, max_windows_per_batch=max_windows)
+        for call in calls:
+            b, t = call["rows"].shape
+            assert b <= max_windows and call["pose2d"].shape == (b, t, 17, 3)
             # Windows are consecutive frames of one phase; a short phase is kept whole (no resampling).
-            assert torch.all(batch["frame_index"].diff(dim=1) == sample_stride)
+            assert np.all(np.diff(call["rows"], axis=1) == sample_stride)
             phase_len = -(-length // sample_stride)
             assert t == 8 or t in (phase_len, length // sample_stride)
-            # "Model": the GT pose itself, so the stitched result must be the per-frame GT exactly.
-            outputs.append(batch["gt_pose"] * 1.0)
-            rows = decoded_rows(batch)
-            assert np.array_equal(rows["pose2d"], batch["frame_index"].numpy())
-        stitched = seq.stitch(outputs)
-        assert stitched.shape == (length, 72)
+            assert np.array_equal(call["rows"], call["rows_betas"])  # 2D and betas of the same rows
+        # "Model": the input betas themselves, so the stitched result must be the per-frame input exactly.
         frames = seq.frame_arrays()
-        assert np.allclose(stitched, frames["gt_pose"].numpy(), atol=1e-3, rtol=0)
+        assert stitched.shape == (length, 10)
+        assert np.allclose(stitched, frames["hybrik_shape"].numpy(), atol=1e-3, rtol=0)
         assert np.array_equal(frames["frame_index"].numpy(), seq.rows)
         covered.extend(seq.rows.tolist())
     assert covered == list(range(sum(lengths)))  # every frame, once, in order
 
 
-def test_eval_short_sequence_single_window_and_stitch_checks_count() -> None:
+def test_eval_short_sequence_is_a_single_window() -> None:
     split = encoded_split([5])
     (seq,) = list(EvalSequences(split, sample_stride=1, clip_len=16))
-    (batch,) = list(seq.batches())
-    assert batch["frame_index"].tolist() == [[0, 1, 2, 3, 4]]
-    with pytest.raises(ValueError, match="window outputs"):
-        seq.stitch([])
+    calls: list[dict[str, np.ndarray]] = []
+    refine_identity(seq, calls)
+    assert [call["rows"].tolist() for call in calls] == [[[0, 1, 2, 3, 4]]]
 
 
-def test_iter_eval_batches_flat_stream_marks_sequence_ends() -> None:
+def test_eval_stitch_with_overlap_and_stride_returns_every_frame() -> None:
     lengths = [30, 4, 21]
     split = encoded_split(lengths)
-    results, outputs, lasts = [], [], 0
-    for batch in iter_eval_batches(split, clip_len=8, sample_stride=2, overlap=2, max_windows_per_batch=2):
-        outputs.append(batch.inputs["hybrik_shape"])
-        if batch.last:
-            lasts += 1
-            results.append((batch.sequence.rows, batch.sequence.stitch(outputs)))
-            outputs = []
-    assert lasts == len(lengths) and not outputs
-    for rows, values in results:
-        assert np.allclose(values, split.arrays["pred_smpl_shape"][rows], atol=1e-3, rtol=0)
+    for seq in EvalSequences(split, sample_stride=2, clip_len=8, overlap=2):
+        values = refine_identity(seq, [], max_windows_per_batch=2)
+        assert np.allclose(values, split.arrays["pred_smpl_shape"][seq.rows], atol=1e-3, rtol=0)
 
 
 # ------------------------------------------------------------------------- files and configs
@@ -351,14 +366,24 @@ def test_real_split_normalisation_matches_formula(data_root: Path) -> None:
 
 
 def test_synthetic_test_split_every_frame_scored_once(data_root: Path) -> None:
+    from lib.geometry.rotation import axis_angle_to_matrix
+    from lib.windowed import refine_sequence
+
+    def identity(pose2d, theta, betas):  # "model" = identity on the HybrIK input
+        b, t = theta.shape[:2]
+        return axis_angle_to_matrix(torch.from_numpy(theta).double().reshape(b, t, 24, 3)).numpy(), betas
+
     cfg = _cfg(data_root, clip_len=16, maxlen=243)
     split = load_split(cfg, "pw3d", "test")
     sequences = EvalSequences(split, cfg.sample_stride, cfg.clip_len)
     scored = np.zeros(split.frames, dtype=int)
     for seq in sequences:
-        outputs = [batch["hybrik_pose"] for batch in seq.batches(max_windows_per_batch=8)]
-        per_frame = seq.stitch(outputs)  # "model" = identity on the HybrIK input
-        assert np.allclose(per_frame, np.asarray(split.arrays["pred_smpl_pose"])[seq.rows], atol=1e-6)
+        arrays = seq.frame_arrays()
+        rot, betas = refine_sequence(identity, *(arrays[k].numpy() for k in ("pose2d", "hybrik_pose", "hybrik_shape")),
+                                     clip_len=cfg.clip_len, sample_stride=cfg.sample_stride, max_windows_per_batch=8)
+        pose = torch.from_numpy(np.asarray(split.arrays["pred_smpl_pose"])[seq.rows]).double()
+        assert np.allclose(rot, axis_angle_to_matrix(pose.reshape(-1, 24, 3)).numpy(), atol=1e-6)
+        assert np.allclose(betas, np.asarray(split.arrays["pred_smpl_shape"])[seq.rows], atol=1e-6)
         scored[seq.rows] += 1
     assert sequences.frames == split.frames and np.all(scored == 1)
     assert min(b - a for a, b in split.spans) < cfg.clip_len  # the preset holds a short sequence
