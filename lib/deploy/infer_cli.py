@@ -264,16 +264,6 @@ def _render(args: argparse.Namespace, arrays: dict[str, np.ndarray], video: Vide
     return [*pngs, save_gif(pngs, args.render / GIF_NAME, fps / args.render_every)]
 
 
-def _export(paths: list[Path], arrays: dict[str, np.ndarray], body, regressor: np.ndarray) -> list[Path]:
-    """The refined and HybrIK's motion as animation files: .glb both characters, .bvh the refined one."""
-    from lib.deploy import animation, animation_bvh, animation_gltf
-
-    rig = animation.rig_from_body(body)
-    refined, hybrik_input = animation.motions_from_result(arrays, body, regressor)
-    return [animation_gltf.write_glb(path, (refined, hybrik_input), rig, animation.camera_from_result(arrays))
-            if path.suffix.lower() == ".glb" else animation_bvh.write_bvh(path, refined, rig) for path in paths]
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the whole pipeline; returns a summary (frames, paths, settings)."""
     from lib.deploy import pipeline as pl
@@ -322,7 +312,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     arrays = pl.result_arrays(seq, rot, betas, placed_input, placed_refined, keypoints, pose2d, sizes,
                               body.faces, fps, settings, valid)
     path = pl.write_npz(args.out, arrays)
-    exported = _export(args.export, arrays, body, regressor) if args.export else []
+    exported = pl.export_animation(args.export, arrays, body, regressor)
     rendered = _render(args, arrays, video, fps) if args.render is not None else []
     return {"frames": seq.frames, "invalid_frames": int((~valid).sum()), "out": str(path),
             "exported": [str(p) for p in exported], "rendered": [str(p) for p in rendered], **settings}
