@@ -56,11 +56,15 @@ def exported(data_root: Path, synthetic_video, tmp_path_factory: pytest.TempPath
     bend = np.zeros((frames, 24, 3))
     bend[:, 1:] = 0.6 * np.sin(np.linspace(0, 3, frames))[:, None, None] * rng.normal(size=(1, 23, 3))
     refined_rot = input_rot @ axis_angle_to_matrix(torch.from_numpy(bend)).numpy()  # large bends: correctives count
+    turn = np.zeros((frames, 3))
+    turn[:, 1] = np.linspace(0, 2 * np.pi, frames)  # the refined person turns round about the vertical (camera y)
+    refined_rot[:, 0] = axis_angle_to_matrix(torch.from_numpy(turn)).numpy() @ refined_rot[:, 0]
     res = synthetic_video.res
     input_betas = np.asarray(res["pred_betas"], dtype=np.float64)
     refined_betas = input_betas.mean(0) + 0.2 * np.sin(np.linspace(0, 2, frames))[:, None]
     valid = np.ones(frames, dtype=bool)
     valid[[3, 4]] = False
+    refined_betas[[3, 4]] += 2.0  # invalid frames do not shape the body
     transl = np.asarray(res["transl"], dtype=np.float64)
     arrays = {"rot_mat": refined_rot, "betas": refined_betas, "transl": transl, "input_rot_mat": input_rot,
               "input_betas": input_betas, "input_transl": transl, "valid": valid, "fps": np.float64(FPS),
