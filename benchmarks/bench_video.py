@@ -8,9 +8,10 @@ Decoding: each video is encoded with ``lib.deploy.video.write_video`` (H.264, x2
 of a moving figure, then read with ``read_video_file`` + ``VideoFile.read`` (what ``infer_mesh.py
 --video`` feeds HybrIK) while the process's resident memory is sampled at every frame: the peak growth
 over the memory before decoding, in MB and in decoded RGB frames, shows whether memory is flat in the
-video's length (a 10-frame warm-up run first loads the codecs). Export: ``lib.deploy.pipeline.export_animation`` on the synthetic SMPL stand-in (the
-real model has the same array sizes) with a random smooth motion: seconds to write a .glb (both
-characters) and a .bvh, and their sizes.
+video's length (a 10-frame warm-up run first loads the codecs). Export:
+``lib.deploy.pipeline.export_animation`` on the synthetic SMPL stand-in (the real model has the same
+array sizes) with a random smooth motion: seconds to write a .glb (both characters) and a .bvh, and
+their sizes.
 
 Writes ``video.json`` and ``video.md`` under ``--out`` (``--quick``: ``--out``/quick).
 """

@@ -5,9 +5,9 @@ the origin looking down -Z):
 
 * per character (``Motion``; ``infer_mesh`` writes ``refined`` and ``hybrik_input``): a node of that
   name holding a skeleton of 24 joint nodes named as SMPL's joints (the pelvis the root, each child's
-  translation its rest offset from the parent), a mesh node ``<name>_mesh`` (the rest mesh of the character's shape, vertex
-  normals, a material: the refined body opaque, HybrIK's input a translucent grey ghost) skinned to
-  them with SMPL's weights (``JOINTS_n`` / ``WEIGHTS_n`` sets of 4, largest weights first, so a viewer
+  translation its rest offset from the parent), a mesh node ``<name>_mesh`` (the rest mesh of the
+  character's shape, vertex normals, a material: the refined body opaque, HybrIK's input a translucent
+  grey ghost) skinned to them with SMPL's weights (``JOINTS_n`` / ``WEIGHTS_n`` sets of 4, largest weights first, so a viewer
   that reads only the first set gets the four strongest), and SMPL's pose blend shapes as morph
   targets (the meshes share one copy, ``pose_morphs``);
 * one animation ``motion``: for every character, per frame, the rotation of each joint (unit

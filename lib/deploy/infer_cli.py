@@ -5,9 +5,10 @@
 
 HybrIK's per-frame predictions come from one of three sources: a results file (``--hybrik``), or the
 video's frames (``--frames``: an image folder or a GIF; ``--video``: a video file, decoded by
-``lib.deploy.video``; with ``--boxes`` or the whole frame as each frame's person box) through HybrIK, either our PyTorch port loaded from a checkpoint
-(``--hybrik_checkpoint``) or an exported ONNX (``--hybrik_onnx``). Both frame-based sources run the
-same function, ``lib.deploy.hybrik_run.hybrik_predict``.
+``lib.deploy.video``; with ``--boxes`` or the whole frame as each frame's person box) through HybrIK,
+either our PyTorch port loaded from a checkpoint (``--hybrik_checkpoint``) or an exported ONNX
+(``--hybrik_onnx``). Both frame-based sources run the same function,
+``lib.deploy.hybrik_run.hybrik_predict``.
 
 Frames where HybrIK or the 2D keypoints lost the person are bridged from their neighbours and flagged
 in the npz's ``valid`` (``--on_invalid bridge``, default) or refused in one line (``--on_invalid error``);
@@ -60,7 +61,7 @@ EPILOG = """examples:
   python deployment/infer_mesh.py --hybrik_checkpoint pretrained_models/hybrik_hrnet.pth --frames clip.gif \\
       --checkpoint_file best_epoch.bin --render render/ --out refined.npz
   # a video file (fps from the container), the motion also as animation files for Blender / web viewers
-  python deployment/infer_mesh.py --hybrik_onnx hybrik.onnx --video clip.mp4 --onnx refine.onnx \
+  python deployment/infer_mesh.py --hybrik_onnx hybrik.onnx --video clip.mp4 --onnx refine.onnx \\
       --data_root data/mesh --out refined.npz --export refined.glb refined.bvh"""
 DESCRIPTION = ("Refine HybrIK's per-frame SMPL predictions of a video with the temporal refiner (overlapping "
                "windows, stitched), write the meshes in HybrIK's camera frame to an npz, optionally render them.")

@@ -27,7 +27,8 @@ most confident); a frame with nobody gets zero confidence.
 
 Video frames (``read_video_frames``): a folder of images (``IMAGE_SUFFIXES``, sorted by name), an
 animated ``.gif`` or a single image, decoded lazily one frame at a time. Video files are read by
-``lib.deploy.video`` (``infer_mesh.py --video``); given here, they are refused with that flag. Person boxes (``read_boxes``), one per frame, or ``whole_frame_boxes``.
+``lib.deploy.video`` (``infer_mesh.py --video``); given here, they are refused with that flag.
+Person boxes (``read_boxes``), one per frame, or ``whole_frame_boxes``.
 
 Every problem is one ``DataError`` line naming the file, the key, expected vs actual, and the fix.
 Frames without a usable estimate are not problems of the file: they are kept as *invalid frames*

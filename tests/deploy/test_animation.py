@@ -289,6 +289,12 @@ def elementary(axis: str, degrees: float) -> np.ndarray:
             "Z": np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])}[axis]
 
 
+def zxy_matrix(angles: np.ndarray) -> np.ndarray:
+    """Rz @ Rx @ Ry of (z, x, y) rad."""
+    z, x, y = np.degrees(angles)
+    return elementary("Z", z) @ elementary("X", x) @ elementary("Y", y)
+
+
 def parse_bvh(path: Path) -> tuple[list[dict], np.ndarray, float]:
     """Joints [{name, parent, offset, channels}] in file order, the motion (frames, values), frame time."""
     tokens = path.read_text(encoding="utf-8").split()
@@ -376,12 +382,10 @@ def test_continuous_euler_keeps_rotations_and_removes_jumps() -> None:
 
     t = np.linspace(0, 1, 60)
     true = np.stack([np.pi * 0.9 + 0.6 * t, np.pi / 2 * (0.5 + t), 0.8 * np.sin(3 * t)], axis=-1)  # (60, 3)
-    matrices = np.stack([elementary("Z", np.degrees(z)) @ elementary("X", np.degrees(x)) @ elementary("Y", np.degrees(y))
-                         for z, x, y in true])
+    matrices = np.stack([zxy_matrix(angles) for angles in true])
     raw = matrix_to_euler_zxy(torch.from_numpy(matrices)).numpy()[:, None]  # (60, 1, 3)
     smooth = animation_bvh.continuous_euler_zxy(raw)[:, 0]
-    back = np.stack([elementary("Z", np.degrees(z)) @ elementary("X", np.degrees(x)) @ elementary("Y", np.degrees(y))
-                     for z, x, y in smooth])
+    back = np.stack([zxy_matrix(angles) for angles in smooth])
     np.testing.assert_allclose(back, matrices, atol=1e-9)
     assert np.abs(np.diff(raw[:, 0], axis=0)).max() > 3.0  # the raw decomposition jumps
     assert np.abs(np.diff(smooth, axis=0)).max() < 0.3
