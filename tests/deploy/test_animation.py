@@ -259,8 +259,8 @@ def test_influence_sets_keep_every_weight_largest_first() -> None:
     joints, chosen = animation_gltf.influence_sets(weights)
     assert joints.shape[1] == int(np.ceil((weights > 0).sum(1).max() / 4))
     dense = np.zeros_like(weights)
-    np.add.at(dense, (np.repeat(np.arange(50), joints[:, :].reshape(50, -1).shape[1]), joints.reshape(-1)),
-              chosen.reshape(-1))
+    slots = joints.shape[1] * joints.shape[2]
+    np.add.at(dense, (np.repeat(np.arange(50), slots), joints.reshape(-1)), chosen.reshape(-1))
     np.testing.assert_allclose(dense, weights, atol=1e-7)
     flat = chosen.reshape(50, -1)
     assert np.all(np.diff(flat, axis=1) <= 0)  # largest first: JOINTS_0 holds the four strongest
@@ -300,7 +300,6 @@ def parse_bvh(path: Path) -> tuple[list[dict], np.ndarray, float]:
     tokens = path.read_text(encoding="utf-8").split()
     joints: list[dict] = []
     stack: list[int | None] = []
-    i = 0
     assert tokens[0] == "HIERARCHY"
     i = 1
     pending: dict | None = None
