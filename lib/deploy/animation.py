@@ -68,6 +68,7 @@ class Motion:
             facing +z; the pelvis where SMPL puts it, not at the origin).
         rest_vertices: (6890, 3) m, the rest mesh of that shape (no pose blend shapes).
         fps: frames per second.
+        valid: (F,) bool, False for frames bridged from their neighbours (``lib.deploy.invalid_frames``).
     """
 
     name: str
@@ -77,6 +78,7 @@ class Motion:
     rest_joints: np.ndarray
     rest_vertices: np.ndarray
     fps: float
+    valid: np.ndarray
 
     @property
     def frames(self) -> int:
@@ -135,7 +137,8 @@ def motion_from_smpl(name: str, body: BodyModel, hybrik_regressor: np.ndarray, r
         transl: (F, 3) m, HybrIK's translation. valid: (F,) bool (the shape is their mean of betas).
         hybrik_regressor: (17, 6890) the regressor whose pelvis the npz centres meshes on.
     """
-    shape = np.asarray(betas, dtype=np.float64)[np.asarray(valid, dtype=bool)].mean(axis=0)  # (10,)
+    valid = np.asarray(valid, dtype=bool)
+    shape = np.asarray(betas, dtype=np.float64)[valid].mean(axis=0)  # (10,)
     rest_joints, rest_vertices = rest_shape(body, shape)
     pelvis = hybrik_pelvis(body, hybrik_regressor, rot_mat, shape)  # (F, 3)
     root_camera = rest_joints[0] - pelvis + np.asarray(transl, dtype=np.float64)  # (F, 3): SMPL keeps joint 0 at rest
@@ -143,7 +146,7 @@ def motion_from_smpl(name: str, body: BodyModel, hybrik_regressor: np.ndarray, r
     rotations[:, 0] = CAMERA_TO_Y_UP @ rotations[:, 0]
     _log_shape_spread(name, body, np.asarray(betas, dtype=np.float64), shape)
     return Motion(name=name, rotations=rotations, root_position=root_camera @ CAMERA_TO_Y_UP.T, betas=shape,
-                  rest_joints=rest_joints, rest_vertices=rest_vertices, fps=float(fps))
+                  rest_joints=rest_joints, rest_vertices=rest_vertices, fps=float(fps), valid=valid)
 
 
 def _log_shape_spread(name: str, body: BodyModel, betas: np.ndarray, shape: np.ndarray) -> None:

@@ -13,7 +13,9 @@ the origin looking down -Z):
 * one animation ``motion``: for every character, per frame, the rotation of each joint (unit
   quaternion), the pelvis translation and the morph weights; LINEAR interpolation (spherical for
   rotations), keyframe f at time f / fps;
-* a perspective camera ``hybrik_camera`` at the origin with HybrIK's median focal length, when known.
+* a perspective camera ``hybrik_camera`` at the origin with HybrIK's median focal length, when known;
+* in ``asset.extras``: units, frame, fps, frame count and the invalid frames (bridged from their
+  neighbours, as the npz's ``valid`` says).
 
 Skinned by the glTF rules (joint matrix = global transform x inverse bind matrix, morph targets added
 before skinning), every keyframe reproduces SMPL's linear blend skinning with pose blend shapes
@@ -233,7 +235,8 @@ def write_glb(path: str | Path, motions: list[Motion] | tuple[Motion, ...], rig:
         "asset": {"version": "2.0", "generator": GENERATOR,
                   "extras": {"units": "metres", "up": "+Y", "frame": "HybrIK's camera frame turned 180 deg about "
                              "x: (x, y, z) -> (x, -y, -z); the camera at the origin looking down -Z", "fps": fps,
-                             "frames": frames}},
+                             "frames": frames,
+                             "invalid_frames": [int(f) for f in np.flatnonzero(~motions[0].valid)]}},
         "scene": 0, "scenes": [{"name": "infer_mesh", "nodes": []}], "nodes": [], "meshes": [], "materials": [],
         "skins": [], "accessors": builder.accessors, "bufferViews": builder.views,
     }

@@ -213,6 +213,7 @@ def test_glb_frame_units_and_layout(exported: Exported) -> None:
     gltf = scene.gltf
     frames = len(exported.arrays["rot_mat"])
     assert gltf.asset.version == "2.0" and gltf.asset.extras["units"] == "metres"
+    assert gltf.asset.extras["invalid_frames"] == [3, 4] and gltf.asset.extras["fps"] == FPS
     assert [a.name for a in gltf.animations] == ["motion"]
     for character in ("refined", "hybrik_input"):
         joints = character_joints(scene, character)
