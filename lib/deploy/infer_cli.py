@@ -234,8 +234,11 @@ def _hybrik_from_frames(args: argparse.Namespace, video: VideoFrames | VideoFile
         model = HybrIKOnnx(args.hybrik_onnx, args.threads).session  # checked against the seed's I/O
         source = args.hybrik_onnx
     flip = args.hybrik_flip is not False
-    frames = tqdm(video.read(), total=len(video), desc="HybrIK", unit="frame", dynamic_ncols=True)
-    res = hybrik_predict(frames, boxes, model, flip_test=flip, frame_names=list(video.names))
+    # A progress bar over the frames as they are decoded and run, cleared at the end or at an error (so that
+    # the error stays one line); position 0: the command's only bar, even if a caller left one open.
+    with tqdm(video.read(), total=len(video), desc="HybrIK", unit="frame", leave=False, position=0,
+              dynamic_ncols=True) as frames:
+        res = hybrik_predict(frames, boxes, model, flip_test=flip, frame_names=list(video.names))
     return hybrik_sequence_from_mapping(res, source, frame_indices=False)  # one entry per frame, by construction
 
 
