@@ -4,6 +4,7 @@ truncated or unsupported file is one line naming it."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 import pygltflib
 import pytest
 from PIL import Image
+from tqdm import tqdm
 
 from lib.deploy.infer_cli import main
 from lib.deploy.video import VideoFile, read_video_file, write_video
@@ -176,9 +178,13 @@ def test_video_user_errors_are_one_line_exit_2(mp4: Path, hybrik_standin: Path, 
          f"{mp4}: {FRAMES} frames but the HybrIK results have"),
         (["--hybrik_onnx", hybrik_standin, "--video", mp4, *ckpt, *out, "--export", tmp_path / "x.fbx"],
          "expected a file name ending in .glb or .bvh"),
+        (["--hybrik_onnx", hybrik_standin, "--video", mp4, "--boxes", tmp_path / "empty.npy", *ckpt, *out],
+         "HybrIK ran on no frame"),  # after the progress bar: it is cleared, the error stays one line
     ]
-    for argv, message in cases:
-        assert _run(argv) == 2, message
-        err = capsys.readouterr().err
-        assert message in err and err.count("\n") == 1, err
+    np.save(tmp_path / "empty.npy", np.zeros((FRAMES, 4)))
+    with tqdm(total=1, file=io.StringIO()):  # a bar some caller left open: ours still clears its line
+        for argv, message in cases:
+            assert _run(argv) == 2, message
+            err = capsys.readouterr().err
+            assert message in err and err.count("\n") == 1, err
     assert not (tmp_path / "x.npz").exists()
