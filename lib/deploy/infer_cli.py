@@ -4,14 +4,16 @@
 0 ok, 2 user error (bad flag or file), 130 interrupted. The steps are in ``lib.deploy.pipeline``.
 
 HybrIK's per-frame predictions come from one of three sources: a results file (``--hybrik``), or the
-video's frames (``--frames``: an image folder or a GIF, with ``--boxes`` or the whole frame as each
-frame's person box) through HybrIK, either our PyTorch port loaded from a checkpoint
-(``--hybrik_checkpoint``) or an exported ONNX (``--hybrik_onnx``). Both frame-based sources run the
-same function, ``lib.deploy.hybrik_run.hybrik_predict``.
+video's frames (``--frames``: an image folder or a GIF; ``--video``: a video file, decoded by
+``lib.deploy.video``; with ``--boxes`` or the whole frame as each frame's person box) through HybrIK,
+either our PyTorch port loaded from a checkpoint (``--hybrik_checkpoint``) or an exported ONNX
+(``--hybrik_onnx``). Both frame-based sources run the same function,
+``lib.deploy.hybrik_run.hybrik_predict``.
 
 Frames where HybrIK or the 2D keypoints lost the person are bridged from their neighbours and flagged
 in the npz's ``valid`` (``--on_invalid bridge``, default) or refused in one line (``--on_invalid error``);
 see ``lib.deploy.invalid_frames``. A file that cannot be written is one ``WriteError`` line (exit 2).
+``--export`` writes the motion as animation files too (``lib.deploy.animation``: glTF binary, BVH).
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from tqdm import tqdm
 
 from lib.deploy.inputs import (
-    EXTRACT_HINT,
+    VIDEO_HINT,
     HybrIKSequence,
     VideoFrames,
     hybrik_sequence_from_mapping,
@@ -39,6 +42,9 @@ from lib.deploy.inputs import (
 from lib.deploy.invalid_frames import ON_INVALID, bridge_linear, check_frames, keypoint_issues
 from lib.errors import ConfigError, DataError, RefineError
 from lib.hybrik.model import HRNET_WIDTH
+
+if TYPE_CHECKING:
+    from lib.deploy.video import VideoFile
 
 log = logging.getLogger("infer_mesh")
 
@@ -54,8 +60,9 @@ EPILOG = """examples:
   # HybrIK's released weights run in PyTorch, on a GIF, the whole frame as the person box
   python deployment/infer_mesh.py --hybrik_checkpoint pretrained_models/hybrik_hrnet.pth --frames clip.gif \\
       --checkpoint_file best_epoch.bin --render render/ --out refined.npz
-  # a video file: extract its frames first (no video decoder is a dependency)
-  ffmpeg -i video.mp4 frames/%06d.png"""
+  # a video file (fps from the container), the motion also as animation files for Blender / web viewers
+  python deployment/infer_mesh.py --hybrik_onnx hybrik.onnx --video clip.mp4 --onnx refine.onnx \\
+      --data_root data/mesh --out refined.npz --export refined.glb refined.bvh"""
 DESCRIPTION = ("Refine HybrIK's per-frame SMPL predictions of a video with the temporal refiner (overlapping "
                "windows, stitched), write the meshes in HybrIK's camera frame to an npz, optionally render them.")
 AUTO_DEPTH_M = 3.0          # camera distance when the results carry no translation (render only)
@@ -81,8 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--frames", type=Path, metavar="DIR|GIF",
                         help="the video's frames: a folder of png/jpg (sorted by name), an animated .gif or one "
                              "image; HybrIK's input with --hybrik_onnx / --hybrik_checkpoint, and the background "
-                             f"of --render. Other video files: extract the frames first "
-                             f"({EXTRACT_HINT.format(path='video.mp4').replace('%', '%%')})")
+                             "of --render. Video files go to --video")
+    source.add_argument("--video", type=Path, metavar="FILE",
+                        help="the video as a file (.mp4, .mov, .mkv, .avi, .webm, ...: whatever FFmpeg decodes, "
+                             "through PyAV), decoded one frame at a time; used as --frames is, and its frame rate "
+                             "is the npz's fps unless --fps is given")
     source.add_argument("--boxes", type=Path, metavar="FILE",
                         help="one person box per frame, xyxy px (.npy, .txt or .json (F, 4)); with --hybrik_onnx "
                              "or --hybrik_checkpoint (default: the whole frame)")
@@ -129,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write PNG frames (HybrIK | refined, side by side) and render.gif here")
     out.add_argument("--render_every", type=int, default=1, help="render every k-th frame (default 1)")
     out.add_argument("--render_width", type=int, default=640, help="max width of each rendered panel px (default 640)")
+    out.add_argument("--export", type=Path, nargs="+", action="extend", default=[], metavar="FILE",
+                     help="also write the motion as animation files: .glb (glTF 2.0 binary: the SMPL mesh skinned to "
+                          "its 24 joints, refined and HybrIK input as two characters) and/or .bvh (the refined SMPL "
+                          "skeleton); Y up, metres, the camera at the origin looking down -Z")
     return parser
 
 
@@ -138,11 +152,16 @@ def _hybrik_flag(args: argparse.Namespace) -> str:
 
 
 def _check_flags(args: argparse.Namespace) -> None:
+    from lib.deploy.animation import check_export_paths
+
     from_frames = args.hybrik is None
-    if from_frames and args.frames is None:
-        raise ConfigError(f"{_hybrik_flag(args)} needs --frames (a folder of png/jpg frames or a .gif; --boxes FILE "
-                          f"is optional, the whole frame by default); for a video run "
-                          f"{EXTRACT_HINT.format(path='video.mp4')} first")
+    if args.frames is not None and args.video is not None:
+        raise ConfigError(f"--frames {args.frames} and --video {args.video}: give the video's frames once, as an "
+                          "image folder / GIF (--frames) or as a video file (--video)")
+    if from_frames and args.frames is None and args.video is None:
+        raise ConfigError(f"{_hybrik_flag(args)} needs --frames (a folder of png/jpg frames or a .gif) or "
+                          f"{VIDEO_HINT.format(path='FILE')} (--boxes FILE is optional, the whole frame by default)")
+    check_export_paths(args.export)
     if not from_frames and args.boxes is not None:
         raise ConfigError("--boxes is only used with --hybrik_onnx or --hybrik_checkpoint; HybrIK's res.pk "
                           "already holds its boxes")
@@ -176,7 +195,18 @@ def _load_refiner(args: argparse.Namespace):
     return refiner, body, Path(task_cfg.data_root)
 
 
-def _hybrik_from_frames(args: argparse.Namespace, video: VideoFrames, data_root: Path) -> HybrIKSequence:
+def _open_video(args: argparse.Namespace) -> VideoFrames | VideoFile | None:
+    """The video's frames: an image folder / GIF (``--frames``), a video file (``--video``), or None."""
+    if args.frames is not None:
+        return read_video_frames(args.frames)
+    if args.video is not None:
+        from lib.deploy.video import read_video_file
+
+        return read_video_file(args.video)
+    return None
+
+
+def _hybrik_from_frames(args: argparse.Namespace, video: VideoFrames | VideoFile, data_root: Path) -> HybrIKSequence:
     """The video's frames and person boxes through HybrIK (PyTorch checkpoint or ONNX) -> its predictions.
 
     The one frame-based path: both sources run ``lib.deploy.hybrik_run.hybrik_predict`` (HybrIK's test
@@ -204,11 +234,15 @@ def _hybrik_from_frames(args: argparse.Namespace, video: VideoFrames, data_root:
         model = HybrIKOnnx(args.hybrik_onnx, args.threads).session  # checked against the seed's I/O
         source = args.hybrik_onnx
     flip = args.hybrik_flip is not False
-    res = hybrik_predict(video.read(), boxes, model, flip_test=flip, frame_names=list(video.names))
+    # A progress bar over the frames as they are decoded and run, cleared at the end or at an error (so that
+    # the error stays one line); position 0: the command's only bar, even if a caller left one open.
+    with tqdm(video.read(), total=len(video), desc="HybrIK", unit="frame", leave=False, position=0,
+              dynamic_ncols=True) as frames:
+        res = hybrik_predict(frames, boxes, model, flip_test=flip, frame_names=list(video.names))
     return hybrik_sequence_from_mapping(res, source, frame_indices=False)  # one entry per frame, by construction
 
 
-def _render(args: argparse.Namespace, arrays: dict[str, np.ndarray], video: VideoFrames | None,
+def _render(args: argparse.Namespace, arrays: dict[str, np.ndarray], video: VideoFrames | VideoFile | None,
             fps: float) -> list[Path]:
     """PNG frames (HybrIK | refined), written one at a time, then ``render.gif`` from them."""
     from lib.deploy.render import GIF_NAME, PinholeCamera, save_gif, save_png, side_by_side
@@ -240,7 +274,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     _check_flags(args)
     refiner, body, data_root = _load_refiner(args)
-    video = read_video_frames(args.frames) if args.frames is not None else None
+    video = _open_video(args)
     if args.hybrik is None:
         seq = _hybrik_from_frames(args, video, data_root)
     else:
@@ -248,7 +282,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     valid = check_frames(seq.issues or [""] * seq.frames, seq.source, args.on_invalid)  # (F,) HybrIK's frames
     seq = pl.bridge_sequence(seq)
     if video is not None and len(video) != seq.frames:
-        raise DataError(f"{args.frames}: {len(video)} frames but the HybrIK results have {seq.frames}; "
+        raise DataError(f"{video.source}: {len(video)} frames but the HybrIK results have {seq.frames}; "
                         "give the frames of the same video")
     sizes = pl.image_sizes(seq, tuple(args.image_size) if args.image_size else None)
     if sizes is None and video is not None:
@@ -269,7 +303,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     pose2d = pl.network_pose2d(keypoints, sizes, refiner.in_channels, str(args.keypoints2d or seq.source))
     rot, betas = pl.refine(refiner, seq, pose2d, flip=args.flip, overlap=args.overlap, sample_stride=args.sample_stride)
     placed_refined = pl.place_smpl(body, regressor, rot, betas, transl)
-    fps = args.fps or seq.fps or pl.DEFAULT_FPS
+    fps = args.fps or getattr(video, "fps", None) or seq.fps or pl.DEFAULT_FPS  # a video file's container rate
     settings = {"refiner": refiner.description, "clip_len": refiner.clip_len,
                 "sample_stride": args.sample_stride or refiner.sample_stride,
                 "overlap": args.overlap if args.overlap is not None else refiner.clip_len // 2,
@@ -282,9 +316,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     arrays = pl.result_arrays(seq, rot, betas, placed_input, placed_refined, keypoints, pose2d, sizes,
                               body.faces, fps, settings, valid)
     path = pl.write_npz(args.out, arrays)
+    exported = pl.export_animation(args.export, arrays, body, regressor)
     rendered = _render(args, arrays, video, fps) if args.render is not None else []
     return {"frames": seq.frames, "invalid_frames": int((~valid).sum()), "out": str(path),
-            "rendered": [str(p) for p in rendered], **settings}
+            "exported": [str(p) for p in exported], "rendered": [str(p) for p in rendered], **settings}
 
 
 def main(argv: list[str] | None = None) -> int:

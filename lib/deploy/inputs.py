@@ -26,9 +26,9 @@ When a frame holds several people, the one closest to HybrIK's box for that fram
 most confident); a frame with nobody gets zero confidence.
 
 Video frames (``read_video_frames``): a folder of images (``IMAGE_SUFFIXES``, sorted by name), an
-animated ``.gif`` or a single image, decoded lazily one frame at a time. No video decoder (FFmpeg,
-PyAV, OpenCV) is a dependency, so other video files are refused with the ``ffmpeg`` command that
-extracts their frames. Person boxes (``read_boxes``), one per frame, or ``whole_frame_boxes``.
+animated ``.gif`` or a single image, decoded lazily one frame at a time. Video files are read by
+``lib.deploy.video`` (``infer_mesh.py --video``); given here, they are refused with that flag.
+Person boxes (``read_boxes``), one per frame, or ``whole_frame_boxes``.
 
 Every problem is one ``DataError`` line naming the file, the key, expected vs actual, and the fix.
 Frames without a usable estimate are not problems of the file: they are kept as *invalid frames*
@@ -74,7 +74,7 @@ LEGACY_QUATERNION_SIZE = 96    # old HybrIK: 24 quaternions instead of 24 matric
 KEYPOINT_LAYOUTS = ("coco", "h36m")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")  # frames of a folder
 GIF_SUFFIXES = (".gif",)                            # animated GIFs (decoded by Pillow)
-EXTRACT_HINT = "ffmpeg -i {path} frames/%06d.png"   # the fix for a video file we cannot decode
+VIDEO_HINT = "--video {path}"                       # where a video file goes (lib.deploy.video)
 
 
 @dataclass(frozen=True)
@@ -625,15 +625,14 @@ def read_video_frames(path: str | Path) -> VideoFrames:
 
     Raises:
         DataError: missing path, a folder without images, an unreadable image, or a video file
-            (.mp4, .avi, ...): no decoder is installed, the message gives the ``ffmpeg`` command
-            that extracts its frames.
+            (.mp4, .avi, ...): the message says to pass it with ``--video``.
     """
     path = Path(path)
     if path.is_dir():
         paths = tuple(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
         if not paths:
-            raise DataError(f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)}); extract a video's frames "
-                            f"first, e.g. {EXTRACT_HINT.format(path='video.mp4')}")
+            raise DataError(f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)}); give a folder of frames, "
+                            f"or a video file with {VIDEO_HINT.format(path='video.mp4')}")
     elif path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
         paths = (path,)
     elif path.is_file() and path.suffix.lower() in GIF_SUFFIXES:
@@ -643,9 +642,8 @@ def read_video_frames(path: str | Path) -> VideoFrames:
         return VideoFrames(source=path, names=names, sizes=np.tile(np.asarray(size, dtype=np.float64), (count, 1)),
                            paths=None)
     elif path.is_file():
-        raise DataError(f"{path}: cannot decode '{path.suffix}' video here (no video decoder is installed; "
-                        f"frames are read from an image folder, a .gif or one image); extract the frames first: "
-                        f"{EXTRACT_HINT.format(path=path)} and pass --frames frames/")
+        raise DataError(f"{path}: not an image folder, .gif or image ('{path.suffix}'); a video file goes to "
+                        f"{VIDEO_HINT.format(path=path)} instead of --frames")
     else:
         raise DataError(f"{path}: frames not found (resolved to {path.resolve()}); pass a folder of "
                         f"{'/'.join(IMAGE_SUFFIXES)} frames or a .gif")

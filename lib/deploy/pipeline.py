@@ -11,7 +11,8 @@
 3. the refiner, from a checkpoint (PyTorch) or an exported ONNX, over overlapping windows stitched
    smoothly, phase by phase under the checkpoint's ``sample_stride`` (``lib.windowed``);
 4. SMPL of HybrIK's and of the refined rotations and betas, placed in the camera frame as HybrIK's
-   demo places its mesh (``lib.hybrik.camera``), written to an npz (``RESULT_KEYS``), optionally rendered.
+   demo places its mesh (``lib.hybrik.camera``), written to an npz (``RESULT_KEYS``), optionally rendered
+   and exported as animation files (``export_animation``: glTF binary, BVH).
 """
 
 from __future__ import annotations
@@ -257,3 +258,20 @@ def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
     with atomic_open(path, "wb") as handle:
         np.savez(handle, **arrays)
     return Path(path)
+
+
+def export_animation(paths: list[Path], arrays: dict[str, np.ndarray], body: BodyModel,
+                     hybrik_regressor: np.ndarray) -> list[Path]:
+    """The refined and HybrIK's motion (``result_arrays``) as animation files (``lib.deploy.animation``):
+    a ``.glb`` holds both characters, a ``.bvh`` the refined one.
+
+    Raises:
+        WriteError: a file cannot be written.
+    """
+    from lib.deploy import animation, animation_bvh, animation_gltf
+
+    rig = animation.rig_from_body(body)
+    refined, hybrik_input = animation.motions_from_result(arrays, body, hybrik_regressor)
+    camera = animation.camera_from_result(arrays)
+    return [animation_gltf.write_glb(path, (refined, hybrik_input), rig, camera) if Path(path).suffix.lower() == ".glb"
+            else animation_bvh.write_bvh(path, refined, rig) for path in paths]

@@ -28,6 +28,8 @@ _SMALL_QUAT_RATIO_SQ = 1e-2
 _GRAM_SCHMIDT_EPS = 1e-8
 # Floor of the divisor when picking a quaternion candidate (pytorch3d's value); the chosen one is >= 1.
 _QUAT_CANDIDATE_FLOOR = 0.1
+# Below this |cos| of the middle Euler angle the decomposition is at gimbal lock (the last angle is set to 0).
+_GIMBAL_EPS = 1e-9
 
 
 def _cross(a: Tensor, b: Tensor) -> Tensor:
@@ -68,7 +70,7 @@ def axis_angle_to_matrix(aa: Tensor) -> Tensor:
     return eye + a * k + b * (k @ k)
 
 
-def _matrix_to_quaternion(mat: Tensor) -> Tensor:
+def matrix_to_quaternion(mat: Tensor) -> Tensor:
     """Unit quaternion (w, x, y, z) with w >= 0 of (..., 3, 3) rotations -> (..., 4).
 
     Four candidate quaternions are formed, each dividing by a different component; the one with the
@@ -122,7 +124,25 @@ def matrix_to_axis_angle(mat: Tensor) -> Tensor:
     Goes through a quaternion (best-conditioned candidate), so it is stable near 0 and near pi.
     At exactly pi the two antipodal answers describe the same rotation; either may be returned.
     """
-    return _quaternion_to_axis_angle(_matrix_to_quaternion(mat))
+    return _quaternion_to_axis_angle(matrix_to_quaternion(mat))
+
+
+def matrix_to_euler_zxy(mat: Tensor) -> Tensor:
+    """(..., 3, 3) -> (..., 3) angles (z, x, y) rad with ``R = Rz(z) @ Rx(x) @ Ry(y)`` (intrinsic Z, X', Y'').
+
+    x in [-pi/2, pi/2], z and y in (-pi, pi]. At x = +-pi/2 (gimbal lock) only z +- y is defined:
+    y = 0 is returned. Not for an exported graph (``atan2`` branches).
+    """
+    # R = [[cz cy - sz sx sy, -sz cx, cz sy + sz sx cy],
+    #      [sz cy + cz sx sy,  cz cx, sz sy - cz sx cy],
+    #      [-cx sy,            sx,    cx cy]]
+    r01, r11, r21 = mat[..., 0, 1], mat[..., 1, 1], mat[..., 2, 1]
+    cos_x = torch.sqrt(r01 * r01 + r11 * r11)  # |cos x|, taken >= 0
+    x = torch.atan2(r21, cos_x)
+    locked = cos_x < _GIMBAL_EPS
+    z = torch.where(locked, torch.atan2(mat[..., 1, 0], mat[..., 0, 0]), torch.atan2(-r01, r11))
+    y = torch.where(locked, torch.zeros_like(x), torch.atan2(-mat[..., 2, 0], mat[..., 2, 2]))
+    return torch.stack([z, x, y], dim=-1)
 
 
 def slerp_matrix(start: Tensor, end: Tensor, t: Tensor) -> Tensor:

@@ -185,7 +185,7 @@ def test_user_errors_are_one_line_exit_2(clip: Clip, hybrik_files: HybrIKFiles, 
     ckpt, out = ["--checkpoint_file", tiny_setup.checkpoint], ["--out", tmp_path / "x.npz"]
     cases = [
         (["--hybrik_onnx", hybrik_files.onnx, "--frames", tmp_path / "clip.mp4", *ckpt, *out],
-         f"ffmpeg -i {tmp_path / 'clip.mp4'} frames/%06d.png"),
+         f"a video file goes to --video {tmp_path / 'clip.mp4'}"),
         (["--hybrik_checkpoint", hybrik_files.checkpoint, *ckpt, *out], "--hybrik_checkpoint needs --frames"),
         (["--hybrik_onnx", hybrik_files.onnx, "--frames", clip.folder, "--hybrik_width", 18, *ckpt, *out],
          "apply to --hybrik_checkpoint only"),

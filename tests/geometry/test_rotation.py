@@ -12,6 +12,8 @@ from scipy.spatial.transform import Rotation
 from lib.geometry.rotation import (
     axis_angle_to_matrix,
     matrix_to_axis_angle,
+    matrix_to_euler_zxy,
+    matrix_to_quaternion,
     matrix_to_rot6d,
     project_to_so3,
     rot6d_to_matrix,
@@ -211,3 +213,24 @@ def test_slerp_matrix_matches_scipy_slerp(rng) -> None:
                         torch.tensor([0.0, 1.0], dtype=torch.float64).repeat(100))
     np.testing.assert_allclose(ends[0::2].numpy(), start.as_matrix()[0::2], atol=1e-12)
     np.testing.assert_allclose(ends[1::2].numpy(), end.as_matrix()[1::2], atol=1e-10)
+
+
+@pytest.mark.parametrize("sampler", [_aa_generic, _aa_near_zero, _aa_near_pi])
+def test_matrix_to_quaternion_matches_scipy(rng, sampler) -> None:
+    mats = Rotation.from_rotvec(sampler(rng)).as_matrix()
+    wxyz = matrix_to_quaternion(torch.from_numpy(mats)).numpy()
+    xyzw = Rotation.from_matrix(mats).as_quat()  # scipy: (x, y, z, w), either sign
+    xyzw *= np.sign(xyzw[:, 3:])  # ours has w >= 0
+    np.testing.assert_allclose(np.c_[wxyz[:, 1:], wxyz[:, :1]], xyzw, atol=1e-9)
+    assert np.all(wxyz[:, 0] >= 0)
+
+
+def test_matrix_to_euler_zxy_matches_scipy_and_survives_gimbal_lock(rng) -> None:
+    rotations = Rotation.from_rotvec(_aa_generic(rng))
+    angles = matrix_to_euler_zxy(torch.from_numpy(rotations.as_matrix())).numpy()
+    np.testing.assert_allclose(angles, rotations.as_euler("ZXY"), atol=1e-9)  # scipy: intrinsic = Rz @ Rx @ Ry
+    assert np.all(np.abs(angles[:, 1]) <= np.pi / 2)
+    locked = Rotation.from_euler("ZXY", [[0.3, np.pi / 2, 0.2], [-1.0, -np.pi / 2, 2.5]])
+    back = matrix_to_euler_zxy(torch.from_numpy(locked.as_matrix())).numpy()
+    np.testing.assert_allclose(Rotation.from_euler("ZXY", back).as_matrix(), locked.as_matrix(), atol=1e-9)
+    assert np.all(back[:, 2] == 0.0)  # only z +- y is defined there; y = 0 by convention
