@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         torch_outputs,
         verify_hybrik_onnx,
     )
-    from lib.hybrik.model import MEAN_BETA_FILE, build_hybrik
+    from lib.body.smpl import HYBRIK_MEAN_BETA_FILE
+    from lib.hybrik.model import build_hybrik
 
     if args.deployment.suffix.lower() != ".onnx":
         raise ConfigError(f"--deployment {args.deployment}: expected a file name ending in .onnx")
@@ -74,9 +75,9 @@ def run(args: argparse.Namespace) -> int:
     if args.threads < 1 or args.latency_repeats < 0 or args.width < 1:
         raise ConfigError("--threads and --width must be >= 1 and --latency_repeats >= 0")
     torch.set_num_threads(args.threads)
-    with_mean_beta = args.random_init and (args.data_root / MEAN_BETA_FILE).is_file()
+    with_mean_beta = args.random_init and (args.data_root / HYBRIK_MEAN_BETA_FILE).is_file()
     if args.random_init and not with_mean_beta:
-        logger.warning("%s not found: the untrained network starts from zero betas", args.data_root / MEAN_BETA_FILE)
+        logger.warning("%s not found: the untrained network starts from zero betas", args.data_root / HYBRIK_MEAN_BETA_FILE)
     model = build_hybrik(args.data_root, width=args.width, mean_beta=with_mean_beta)
     if args.checkpoint is not None:
         load_hybrik_checkpoint(model, args.checkpoint)

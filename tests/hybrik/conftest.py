@@ -19,7 +19,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from lib.body.smpl import HYBRIK_H36M_REGRESSOR_FILE, BodyModel, load_joint_regressor
-from lib.hybrik.model import DEPTH_DIM, HybrIKCam, rest_skeleton
+from lib.hybrik.model import DEPTH_DIM, HybrIKCam
+from lib.hybrik.smpl_layer import rest_skeleton
 
 TEST_WIDTH = 18    # HRNet width of the test network (HybrIK: 48)
 TEST_CROP = 64     # crop side of the test inputs (HybrIK: 256); heatmaps are CROP / 4

@@ -15,7 +15,7 @@ from scipy.spatial.transform import Rotation
 from lib.body.joint_names import SMPL_PARENTS
 from lib.body.smpl import BodyModel
 from lib.hybrik.ik import forward_kinematics, hybrik_ik, kabsch_rotation, swing_rotation
-from lib.hybrik.model import rest_skeleton
+from lib.hybrik.smpl_layer import rest_skeleton
 
 # Independent copies of HybrIK's tree (SMPL.py): leaves 24..28 hang from 15, 22, 23, 10, 11.
 PARENTS_29 = SMPL_PARENTS + (15, 22, 23, 10, 11)

@@ -22,9 +22,9 @@ from lib.hybrik.model import (
     flip_twist,
     heatmap_softmax,
     load_mean_beta,
-    rest_skeleton,
     soft_argmax_3d,
 )
+from lib.hybrik.smpl_layer import rest_skeleton
 
 PAIRS_29 = ((1, 2), (4, 5), (7, 8), (10, 11), (13, 14), (16, 17), (18, 19), (20, 21), (22, 23), (25, 26), (27, 28))
 PAIRS_TWIST = tuple((a - 1, b - 1) for a, b in PAIRS_29[:9])
