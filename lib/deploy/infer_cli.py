@@ -5,9 +5,11 @@
 
 HybrIK's per-frame predictions come from one of three sources: a results file (``--hybrik``), or the
 video's frames (``--frames``: an image folder or a GIF, with ``--boxes`` or the whole frame as each
-frame's person box) through HybrIK, either our PyTorch port loaded from a checkpoint
-(``--hybrik_checkpoint``) or an exported ONNX (``--hybrik_onnx``). Both frame-based sources run the
-same function, ``lib.deploy.hybrik_run.hybrik_predict``.
+frame's person box; tight boxes, or HybrIK's square crop boxes with ``--box_kind square``) or ready
+crops (``--crops``: the HybrIK ONNX's three inputs in an npz) through HybrIK, either our PyTorch port
+loaded from a checkpoint (``--hybrik_checkpoint``, SMPL and ``J_regressor_h36m.npy`` from HybrIK's
+``model_files/`` as they are: ``--hybrik_model_files``) or an exported ONNX (``--hybrik_onnx``). Both
+sources run the same function, ``lib.deploy.hybrik_run.hybrik_predict``.
 
 Frames where HybrIK or the 2D keypoints lost the person are bridged from their neighbours and flagged
 in the npz's ``valid`` (``--on_invalid bridge``, default) or refused in one line (``--on_invalid error``);
@@ -27,10 +29,12 @@ import numpy as np
 
 from lib.deploy.inputs import (
     EXTRACT_HINT,
+    HybrIKCrops,
     HybrIKSequence,
     VideoFrames,
     hybrik_sequence_from_mapping,
     read_boxes,
+    read_hybrik_crops,
     read_hybrik_results,
     read_keypoints_2d,
     read_video_frames,
@@ -51,9 +55,13 @@ EPILOG = """examples:
   # frames + person boxes through a HybrIK ONNX (input_image, bbox, image_center -> pred_theta_mats, ...)
   python deployment/infer_mesh.py --hybrik_onnx hybrik.onnx --frames frames/ --boxes boxes.npy \\
       --checkpoint_file best_epoch.bin --out refined.npz
-  # HybrIK's released weights run in PyTorch, on a GIF, the whole frame as the person box
+  # HybrIK's released weights run in PyTorch, on a GIF, the whole frame as the person box; SMPL and
+  # J_regressor_h36m.npy from HybrIK's own model_files/ folder as it is
   python deployment/infer_mesh.py --hybrik_checkpoint pretrained_models/hybrik_hrnet.pth --frames clip.gif \\
-      --checkpoint_file best_epoch.bin --render render/ --out refined.npz
+      --hybrik_model_files HybrIK/model_files --checkpoint_file best_epoch.bin --render render/ --out refined.npz
+  # crops already made the HybrIK way: np.savez('crops.npz', input_image=..., bbox=..., image_center=...)
+  python deployment/infer_mesh.py --hybrik_onnx hybrik.onnx --crops crops.npz --checkpoint_file best_epoch.bin \\
+      --out refined.npz
   # a video file: extract its frames first (no video decoder is a dependency)
   ffmpeg -i video.mp4 frames/%06d.png"""
 DESCRIPTION = ("Refine HybrIK's per-frame SMPL predictions of a video with the temporal refiner (overlapping "
@@ -77,15 +85,27 @@ def build_parser() -> argparse.ArgumentParser:
     first.add_argument("--hybrik_checkpoint", type=Path, metavar="FILE",
                        help="run HybrIK (HRNet with camera, our PyTorch port) with these weights on --frames: "
                             "HybrIK's released hybrik_hrnet.pth or a state_dict of the port (loaded strictly); "
-                            "SMPL and J_regressor_h36m.npy come from --data_root")
+                            "SMPL and J_regressor_h36m.npy come from --hybrik_model_files")
     source.add_argument("--frames", type=Path, metavar="DIR|GIF",
                         help="the video's frames: a folder of png/jpg (sorted by name), an animated .gif or one "
                              "image; HybrIK's input with --hybrik_onnx / --hybrik_checkpoint, and the background "
                              f"of --render. Other video files: extract the frames first "
                              f"({EXTRACT_HINT.format(path='video.mp4').replace('%', '%%')})")
+    source.add_argument("--crops", type=Path, metavar="FILE.npz",
+                        help="instead of --frames: crops already made and normalised the HybrIK way, an npz with the "
+                             "HybrIK ONNX's inputs input_image (F,256,256,3), bbox (F,4) square crop boxes xyxy px "
+                             "and image_center (F,2) px")
     source.add_argument("--boxes", type=Path, metavar="FILE",
                         help="one person box per frame, xyxy px (.npy, .txt or .json (F, 4)); with --hybrik_onnx "
-                             "or --hybrik_checkpoint (default: the whole frame)")
+                             "or --hybrik_checkpoint and --frames (default: the whole frame)")
+    source.add_argument("--box_kind", choices=("tight", "square"), default="tight",
+                        help="tight: --boxes are person boxes (a detector's), padded to a square and enlarged x1.25 "
+                             "as HybrIK does (default); square: --boxes are HybrIK's own crop boxes (res.pk 'bbox'), "
+                             "cropped as they are")
+    source.add_argument("--hybrik_model_files", type=Path, default=None, metavar="DIR",
+                        help="HybrIK's model_files/ as they are (basicModel_neutral_lbs_10_207_0_v1.0.0.pkl, "
+                             "J_regressor_h36m.npy) for --hybrik_checkpoint, and HybrIK's pelvis for the placement "
+                             "(default: --data_root, which may hold the same files)")
     source.add_argument("--hybrik_width", type=int, default=None, metavar="W",
                         help=f"HRNet width of --hybrik_checkpoint (default {HRNET_WIDTH}, HybrIK's released weights)")
     source.add_argument("--hybrik_flip", action=argparse.BooleanOptionalAction, default=None,
@@ -139,13 +159,17 @@ def _hybrik_flag(args: argparse.Namespace) -> str:
 
 def _check_flags(args: argparse.Namespace) -> None:
     from_frames = args.hybrik is None
-    if from_frames and args.frames is None:
+    if from_frames and args.frames is None and args.crops is None:
         raise ConfigError(f"{_hybrik_flag(args)} needs --frames (a folder of png/jpg frames or a .gif; --boxes FILE "
-                          f"is optional, the whole frame by default); for a video run "
+                          f"is optional, the whole frame by default) or --crops FILE.npz; for a video run "
                           f"{EXTRACT_HINT.format(path='video.mp4')} first")
-    if not from_frames and args.boxes is not None:
-        raise ConfigError("--boxes is only used with --hybrik_onnx or --hybrik_checkpoint; HybrIK's res.pk "
-                          "already holds its boxes")
+    if not from_frames and (args.boxes is not None or args.crops is not None):
+        raise ConfigError("--boxes and --crops are only used with --hybrik_onnx or --hybrik_checkpoint; HybrIK's "
+                          "res.pk already holds its boxes")
+    if args.crops is not None and args.boxes is not None:
+        raise ConfigError("--crops holds its square boxes ('bbox'); --boxes goes with --frames")
+    if args.box_kind != "tight" and args.boxes is None:
+        raise ConfigError(f"--box_kind {args.box_kind} describes --boxes FILE; give --boxes with --frames")
     if args.hybrik_checkpoint is None and (args.hybrik_width is not None or args.hybrik_flip is not None):
         raise ConfigError(f"--hybrik_width and --hybrik_flip apply to --hybrik_checkpoint only, not to "
                           f"{_hybrik_flag(args)}")
@@ -176,27 +200,34 @@ def _load_refiner(args: argparse.Namespace):
     return refiner, body, Path(task_cfg.data_root)
 
 
-def _hybrik_from_frames(args: argparse.Namespace, video: VideoFrames, data_root: Path) -> HybrIKSequence:
-    """The video's frames and person boxes through HybrIK (PyTorch checkpoint or ONNX) -> its predictions.
+def _hybrik_from_frames(args: argparse.Namespace, video: VideoFrames | None, crops: HybrIKCrops | None,
+                        model_files: Path) -> HybrIKSequence:
+    """The video's frames and person boxes (or ready crops) through HybrIK (PyTorch checkpoint or ONNX) ->
+    its predictions.
 
     The one frame-based path: both sources run ``lib.deploy.hybrik_run.hybrik_predict`` (HybrIK's test
-    transform, batches, HybrIK's ``res.pk`` layout).
+    transform, batches, HybrIK's ``res.pk`` layout); ``model_files`` is HybrIK's folder (SMPL and its regressor).
     """
     from lib.deploy.hybrik_onnx import HybrIKOnnx
     from lib.deploy.hybrik_run import hybrik_predict
 
-    if args.boxes is not None:
+    if crops is not None:
+        images, boxes, inputs, names = list(crops.images), crops.bbox, "crops", [f"{i:06d}" for i in range(len(crops))]
+    elif args.boxes is not None:
         boxes = read_boxes(args.boxes, len(video))
     else:
         boxes = whole_frame_boxes(video.sizes)
         width, height = (int(v) for v in video.sizes[0])
         log.info("no --boxes: each frame's person box is the whole frame (%d x %d px for the first); pass --boxes "
                  "FILE (a person detector's xyxy boxes) when the person fills only part of the frame", width, height)
+    if crops is None:
+        images, names = video.read(), list(video.names)
+        inputs = "square_boxes" if args.box_kind == "square" else "frames"
     if args.hybrik_checkpoint is not None:
         from lib.hybrik.checkpoint import load_hybrik_checkpoint
         from lib.hybrik.model import build_hybrik
 
-        model = build_hybrik(data_root, width=args.hybrik_width or HRNET_WIDTH)
+        model = build_hybrik(model_files, width=args.hybrik_width or HRNET_WIDTH)
         load_hybrik_checkpoint(model, args.hybrik_checkpoint)
         model = model.to(args.device).eval()
         source = args.hybrik_checkpoint
@@ -204,7 +235,8 @@ def _hybrik_from_frames(args: argparse.Namespace, video: VideoFrames, data_root:
         model = HybrIKOnnx(args.hybrik_onnx, args.threads).session  # checked against the seed's I/O
         source = args.hybrik_onnx
     flip = args.hybrik_flip is not False
-    res = hybrik_predict(video.read(), boxes, model, flip_test=flip, frame_names=list(video.names))
+    res = hybrik_predict(images, boxes, model, inputs=inputs, image_sizes=None if crops is None else crops.sizes,
+                         flip_test=flip, frame_names=names)
     return hybrik_sequence_from_mapping(res, source, frame_indices=False)  # one entry per frame, by construction
 
 
@@ -241,8 +273,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     _check_flags(args)
     refiner, body, data_root = _load_refiner(args)
     video = read_video_frames(args.frames) if args.frames is not None else None
+    model_files = args.hybrik_model_files if args.hybrik_model_files is not None else data_root
     if args.hybrik is None:
-        seq = _hybrik_from_frames(args, video, data_root)
+        crops = read_hybrik_crops(args.crops) if args.crops is not None else None
+        if crops is not None and video is not None and len(video) != len(crops):
+            raise DataError(f"{args.crops}: {len(crops)} crops but {args.frames} has {len(video)} frames; give the "
+                            "crops of the same video")
+        seq = _hybrik_from_frames(args, video if crops is None else None, crops, model_files)
     else:
         seq = read_hybrik_results(args.hybrik)
     valid = check_frames(seq.issues or [""] * seq.frames, seq.source, args.on_invalid)  # (F,) HybrIK's frames
@@ -256,7 +293,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.overlap is not None and args.overlap >= refiner.clip_len:
         raise ConfigError(f"--overlap {args.overlap}: expected < clip_len ({refiner.clip_len})")
 
-    regressor = pl.hybrik_pelvis_regressor(body, data_root)
+    regressor = pl.hybrik_pelvis_regressor(body, model_files)
     transl = seq.transl if seq.transl is not None else np.zeros((seq.frames, 3))
     placed_input = pl.place_smpl(body, regressor, seq.rot_mat, seq.betas, transl)
     if args.keypoints2d is not None:
@@ -278,7 +315,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "hybrik": str(args.hybrik or args.hybrik_onnx or args.hybrik_checkpoint),
                 "on_invalid": args.on_invalid}
     if args.hybrik is None:
-        settings["boxes"] = str(args.boxes) if args.boxes is not None else "whole frame"
+        settings["boxes"] = (f"'bbox' of {args.crops}" if args.crops is not None else
+                             str(args.boxes) if args.boxes is not None else "whole frame")
+        settings["box_kind"] = "tight" if args.boxes is None and args.crops is None else (
+            "square" if args.crops is not None else args.box_kind)
     arrays = pl.result_arrays(seq, rot, betas, placed_input, placed_refined, keypoints, pose2d, sizes,
                               body.faces, fps, settings, valid)
     path = pl.write_npz(args.out, arrays)
