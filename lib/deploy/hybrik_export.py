@@ -59,7 +59,7 @@ IK_AMPLIFICATION_MARGIN = 10.0  # rotation tolerance >= margin * joint differenc
 FLOAT32_JOINT_ERROR_M = 1e-6    # floor of the joint difference used in that bound
 TRACE_BATCH = 2  # example N while tracing (torch.export specialises 0 and 1)
 EXPORTERS = ("torchscript", "dynamo")
-DEFAULT_EXPORTER = "torchscript"  # measured: HRNet-W48 exports ~5x faster, parity as dynamo's (README)
+DEFAULT_EXPORTER = "torchscript"  # HRNet-W48: 64 s vs 549 s for dynamo, parity held (benchmarks/results/hybrik_export.md)
 BATCH_DIM = "N"
 TORCHSCRIPT_OPSET = 17
 FRAME_SIZE = (640, 480)  # (W, H) px of the random verification frames

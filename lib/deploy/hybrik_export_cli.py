@@ -48,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--flip_test", action=argparse.BooleanOptionalAction, default=True,
                         help="bake HybrIK's flip test into the graph, as its demo runs (default on; twice the compute)")
     parser.add_argument("--exporter", choices=EXPORTERS, default=DEFAULT_EXPORTER,
-                        help=f"torch's TorchScript exporter (default {DEFAULT_EXPORTER}: ~5x faster on HRNet-W48, same "
-                             "parity with PyTorch; deprecated by torch) or its dynamo exporter")
+                        help=f"torch's TorchScript exporter (default {DEFAULT_EXPORTER}: ~9x faster on HRNet-W48, "
+                             "parity with PyTorch held; deprecated by torch) or its dynamo exporter")
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
     parser.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
                         help="after writing, run onnx.checker and compare onnxruntime with PyTorch at N=1 and N=3")
