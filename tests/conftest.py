@@ -33,6 +33,17 @@ def smpl_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def hybrik_model_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder laid out exactly like HybrIK's ``model_files/`` (same stand-in as ``smpl_root``): the SMPL
+    pickle under SMPLify's own name, J_regressor_h36m.npy, h36m_mean_beta.npy, and nothing else."""
+    from lib.body.synthetic import write_hybrik_model_files
+
+    out = tmp_path_factory.mktemp("model_files")
+    write_hybrik_model_files(out, seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A complete synthetic ``data_root`` (SMPL, regressors, the three pickles) at the 'tiny' preset."""
     from lib.data.synthetic import generate_data_root

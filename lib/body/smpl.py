@@ -6,14 +6,17 @@ or axis-angle in radians. Nothing here converts to millimetres.
 Files, all under ``data_root`` (the user supplies them; this project never ships them):
 
 * ``SMPL_NEUTRAL.pkl``: SMPLify's ``basicModel_neutral_lbs_10_207_0_v1.0.0.pkl`` from
-  https://smplify.is.tue.mpg.de, renamed. The original stores ``shapedirs`` as a ``chumpy`` object
-  and ``J_regressor`` as a ``scipy.sparse`` matrix; it is read here by a restricted unpickler that
-  needs neither chumpy nor scipy and refuses any other global. A cleaned plain-numpy pickle or an
-  ``SMPL_NEUTRAL.npz`` with the same keys works too.
+  https://smplify.is.tue.mpg.de, renamed, or under its original name (as HybrIK's ``model_files/``
+  holds it; a folder is searched for ``SMPL_NEUTRAL.pkl``, ``SMPL_NEUTRAL.npz``, then the original
+  name). The original stores ``shapedirs`` as a ``chumpy`` object and ``J_regressor`` as a
+  ``scipy.sparse`` matrix; it is read here by a restricted unpickler that needs neither chumpy nor
+  scipy and refuses any other global. A cleaned plain-numpy pickle or an ``SMPL_NEUTRAL.npz`` with the
+  same keys works too.
 * ``J_regressor_h36m_correct.npy`` (17, 6890) and ``J_regressor_extra.npy`` (9, 6890, optional):
   SPIN's regressors, shipped with MotionBERT's mesh data (``data/mesh``).
 * ``J_regressor_h36m.npy`` (17, 6890): HybrIK's own H36M regressor (HybrIK's ``model_files``), used by
-  the HybrIK stage only.
+  the HybrIK stage only (``BodyModel(..., h36m_regressor_file=HYBRIK_H36M_REGRESSOR_FILE)``), which
+  therefore runs on HybrIK's ``model_files/`` as they are, without SPIN's files.
 
 ``BodyModel`` builds ``smplx.SMPL`` once from the loaded arrays (smplx is the loader and the test
 reference) and keeps its arrays as non-persistent buffers: they never enter a checkpoint. Its
@@ -55,22 +58,25 @@ logger = logging.getLogger(__name__)
 
 SMPL_MODEL_FILE = "SMPL_NEUTRAL.pkl"
 SMPL_NPZ_FILE = "SMPL_NEUTRAL.npz"
+SMPL_ORIGINAL_FILE = "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl"  # SMPLify's name, kept by HybrIK's model_files
+SMPL_FOLDER_FILES = (SMPL_MODEL_FILE, SMPL_NPZ_FILE, SMPL_ORIGINAL_FILE)  # searched in this order in a folder
 H36M_REGRESSOR_FILE = "J_regressor_h36m_correct.npy"
 EXTRA_REGRESSOR_FILE = "J_regressor_extra.npy"
 HYBRIK_H36M_REGRESSOR_FILE = "J_regressor_h36m.npy"
+HYBRIK_MEAN_BETA_FILE = "h36m_mean_beta.npy"  # HybrIK's mean betas (10,), read by lib.hybrik.model
 EXTRA_NUM_JOINTS = 9
 NUM_POSE_BASIS = (SMPL_NUM_JOINTS - 1) * 9  # 207: entries of (R - I) of the 23 non-root joints
 KINTREE_ROOT = 4294967295  # uint32(-1): the root's parent in kintree_table
 
-SMPL_SOURCE = ("SMPLify's basicModel_neutral_lbs_10_207_0_v1.0.0.pkl from https://smplify.is.tue.mpg.de, "
-               f"renamed to {SMPL_MODEL_FILE}, in data_root")
+SMPL_SOURCE = (f"SMPLify's {SMPL_ORIGINAL_FILE} from https://smplify.is.tue.mpg.de, renamed to {SMPL_MODEL_FILE} "
+               "or under its own name (HybrIK users: the one in HybrIK's model_files/), in data_root")
 _REGRESSOR_SOURCES = {
     H36M_REGRESSOR_FILE: "it comes with MotionBERT's mesh data (data/mesh; SPIN's regressor, "
                          "https://github.com/nkolot/SPIN/tree/master/data), put it in data_root",
     EXTRA_REGRESSOR_FILE: "it comes with MotionBERT's mesh data (data/mesh; SPIN's regressor, "
                           "https://github.com/nkolot/SPIN/tree/master/data), put it in data_root",
-    HYBRIK_H36M_REGRESSOR_FILE: "it comes with HybrIK's model_files (https://github.com/Jeff-sjtu/HybrIK), "
-                                "put it in data_root",
+    HYBRIK_H36M_REGRESSOR_FILE: "it comes with HybrIK's model_files/ (https://github.com/Jeff-sjtu/HybrIK); "
+                                "point --hybrik_model_files (or data_root) at that folder",
 }
 _REGRESSOR_SOURCE_DEFAULT = "a .npy array of that shape, e.g. SPIN's regressors from MotionBERT's mesh data"
 
@@ -262,18 +268,18 @@ def _read_npz(path: Path) -> dict[str, Any]:
 
 
 def _resolve_model_file(path: Path) -> Path:
-    """The model file behind ``path``: the file itself, or SMPL_NEUTRAL.pkl / .npz in a folder."""
+    """The model file behind ``path``: the file itself, or the first of ``SMPL_FOLDER_FILES`` in a folder."""
     if path.is_file():
         return path
     if path.suffix.lower() in (".pkl", ".pickle", ".npz"):
         raise AssetError(_one_line(f"{path.resolve()}: SMPL model file not found{_relative_note(path)}; "
                                    f"the file must be {SMPL_SOURCE}"))
-    for name in (SMPL_MODEL_FILE, SMPL_NPZ_FILE):
+    for name in SMPL_FOLDER_FILES:
         if (path / name).is_file():
             return path / name
     where = "in the folder" if path.is_dir() else "(the folder does not exist)"
-    raise AssetError(_one_line(f"{(path / SMPL_MODEL_FILE).resolve()}: SMPL model not found, nor {SMPL_NPZ_FILE}, "
-                               f"{where}{_relative_note(path)}; the file must be {SMPL_SOURCE}"))
+    raise AssetError(_one_line(f"{(path / SMPL_MODEL_FILE).resolve()}: SMPL model not found, nor {SMPL_NPZ_FILE} "
+                               f"or {SMPL_ORIGINAL_FILE}, {where}{_relative_note(path)}; the file must be {SMPL_SOURCE}"))
 
 
 def _checked_array(raw: dict[str, Any], key: str, path: Path) -> np.ndarray:
@@ -310,8 +316,9 @@ def load_smpl_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Load an SMPL model from any of its file forms, without chumpy or scipy.
 
     Args:
-        path: a folder (holding ``SMPL_NEUTRAL.pkl``, else ``SMPL_NEUTRAL.npz``) or a file: the original
-            chumpy pickle, a plain-numpy pickle or an ``.npz``.
+        path: a folder (holding ``SMPL_NEUTRAL.pkl``, else ``SMPL_NEUTRAL.npz``, else
+            ``basicModel_neutral_lbs_10_207_0_v1.0.0.pkl``) or a file: the original chumpy pickle, a
+            plain-numpy pickle or an ``.npz``.
     Returns:
         v_template (6890, 3) float64 m, shapedirs (6890, 3, 10) float64 m (the first 10 betas),
         posedirs (6890, 3, 207) float64 m, J_regressor (24, 6890) float64 (dense), weights (6890, 24)
@@ -389,9 +396,12 @@ class BodyModel(nn.Module):
     J_regressor_h36m (17, 6890) and J_regressor_extra (9, 6890) or None when its file is absent.
 
     Args:
-        data_root: folder holding SMPL_NEUTRAL.pkl (or .npz) and J_regressor_h36m_correct.npy
-            (J_regressor_extra.npy optional).
+        data_root: folder holding the SMPL model (``SMPL_NEUTRAL.pkl`` or .npz, or SMPLify's original
+            name) and the H36M regressor (J_regressor_extra.npy optional).
         model_file: another SMPL model file; a relative path is taken inside data_root.
+        h36m_regressor_file: the (17, 6890) regressor in data_root behind ``J_regressor_h36m`` and
+            ``h36m_joints``: SPIN's ``J_regressor_h36m_correct.npy`` (the refiner, its metrics) by
+            default; the HybrIK stage passes HybrIK's ``J_regressor_h36m.npy``.
         dtype: of the buffers (default: torch's default dtype). The arrays are precomputed in float64
             and rounded once, so ``dtype=torch.float64`` is exact where ``.double()`` after a float32
             build would keep float32 rounding.
@@ -404,11 +414,11 @@ class BodyModel(nn.Module):
     NUM_VERTICES = SMPL_NUM_VERTICES
 
     def __init__(self, data_root: str | os.PathLike, model_file: str | os.PathLike | None = None, *,
-                 dtype: torch.dtype | None = None) -> None:
+                 dtype: torch.dtype | None = None, h36m_regressor_file: str = H36M_REGRESSOR_FILE) -> None:
         super().__init__()
         root = Path(data_root)
         arrays = load_smpl_arrays(_model_path(root, model_file))
-        h36m = load_joint_regressor(root / H36M_REGRESSOR_FILE, H36M_NUM_JOINTS)
+        h36m = load_joint_regressor(root / h36m_regressor_file, H36M_NUM_JOINTS)
         extra_path = root / EXTRA_REGRESSOR_FILE
         extra = load_joint_regressor(extra_path, EXTRA_NUM_JOINTS) if extra_path.exists() else None
 
@@ -496,7 +506,7 @@ class BodyModel(nn.Module):
 
     def h36m_joints(self, vertices: Tensor) -> Tensor:
         """H36M-17 joints (..., 17, 3) from vertices (..., 6890, 3), in the vertices' units (SPIN's
-        J_regressor_h36m_correct)."""
+        J_regressor_h36m_correct unless another ``h36m_regressor_file`` was given)."""
         return torch.matmul(self.J_regressor_h36m, vertices)  # (17, V) @ (..., V, 3)
 
 

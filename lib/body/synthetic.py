@@ -40,7 +40,12 @@ byte strings as Python 2 wrote them: plain ``pickle.load`` needs chumpy),
 ``.npy`` files. Written without chumpy or scipy: stand-in modules are registered in ``sys.modules``
 only while pickling. Everything is deterministic for a seed (same bytes); never commit the output.
 
-CLI: ``python -m lib.body.synthetic --out DIR [--seed 0] [--forms chumpy plain npz]``.
+HybrIK's layout (``write_hybrik_model_files``): a folder laid out exactly like HybrIK's
+``model_files/``: ``basicModel_neutral_lbs_10_207_0_v1.0.0.pkl`` (the chumpy-style form under
+SMPLify's own name), ``J_regressor_h36m.npy`` (HybrIK's regressor) and ``h36m_mean_beta.npy``
+((10,) float64 mean betas); no SPIN file.
+
+CLI: ``python -m lib.body.synthetic --out DIR [--seed 0] [--forms chumpy plain npz] [--layout hybrik]``.
 """
 
 from __future__ import annotations
@@ -73,15 +78,19 @@ from lib.body.smpl import (
     EXTRA_REGRESSOR_FILE,
     H36M_REGRESSOR_FILE,
     HYBRIK_H36M_REGRESSOR_FILE,
+    HYBRIK_MEAN_BETA_FILE,
     KINTREE_ROOT,
     SMPL_MODEL_FILE,
     SMPL_NPZ_FILE,
+    SMPL_ORIGINAL_FILE,
 )
 
 # ----------------------------------------------------------------------------------------------
 # File forms (the file names are lib.body.smpl's)
 SMPL_PLAIN_FILE = "SMPL_NEUTRAL_plain.pkl"
 FORMS = ("chumpy", "plain", "npz")
+LAYOUTS = ("data_root", "hybrik")  # this project's data_root files, or HybrIK's model_files/
+_MEAN_BETA_SCALE = 0.3  # the stand-in's mean betas: a fixed, small, non-zero shape
 CHUMPY_PROTOCOL = 2  # the SMPLify files were written by Python 2
 PLAIN_PROTOCOL = 4
 
@@ -805,6 +814,31 @@ def write_smpl_assets(out_dir: str | os.PathLike, seed: int = 0,
     return written
 
 
+def hybrik_mean_beta(seed: int = 0) -> np.ndarray:
+    """(10,) float64 mean betas of the stand-in's ``h36m_mean_beta.npy`` (small, fixed for a seed)."""
+    return np.random.default_rng([seed, SMPL_NUM_BETAS]).normal(size=SMPL_NUM_BETAS) * _MEAN_BETA_SCALE
+
+
+def write_hybrik_model_files(out_dir: str | os.PathLike, seed: int = 0) -> dict[str, Path]:
+    """Write the stand-in laid out exactly like HybrIK's ``model_files/`` (see the module docstring).
+
+    Returns:
+        {"smpl": basicModel_neutral_lbs_10_207_0_v1.0.0.pkl, "J_regressor_h36m": J_regressor_h36m.npy,
+        "h36m_mean_beta": h36m_mean_beta.npy} paths; nothing else is written.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = build_smpl_standin(seed)
+    files = {
+        "smpl": (SMPL_ORIGINAL_FILE, _chumpy_form_bytes(model)),
+        "J_regressor_h36m": (HYBRIK_H36M_REGRESSOR_FILE, _npy_bytes(model["J_regressor_h36m"])),
+        "h36m_mean_beta": (HYBRIK_MEAN_BETA_FILE, _npy_bytes(hybrik_mean_beta(seed))),
+    }
+    for name, content in files.values():
+        write_bytes_atomic(out / name, content)
+    return {key: out / name for key, (name, _) in files.items()}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: write the stand-in SMPL files into a folder and print what was written."""
     parser = argparse.ArgumentParser(prog="python -m lib.body.synthetic", description=__doc__.split("\n")[0])
@@ -812,8 +846,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the blend-shape fields")
     parser.add_argument("--forms", nargs="+", choices=FORMS, default=["chumpy"],
                         help="SMPL file forms to write (the regressors are always written)")
+    parser.add_argument("--layout", choices=LAYOUTS, default="data_root",
+                        help="data_root: this project's names (default); hybrik: HybrIK's model_files/ "
+                             "(original SMPL file name, J_regressor_h36m.npy, h36m_mean_beta.npy; --forms ignored)")
     args = parser.parse_args(argv)
-    written = write_smpl_assets(args.out, seed=args.seed, forms=args.forms)
+    if args.layout == "hybrik":
+        written = write_hybrik_model_files(args.out, seed=args.seed)
+    else:
+        written = write_smpl_assets(args.out, seed=args.seed, forms=args.forms)
     for key, path in written.items():
         print(f"{key:26s} {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0

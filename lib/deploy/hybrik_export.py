@@ -8,9 +8,10 @@ normalised by ``lib.hybrik.preprocess``, channels last), ``bbox`` [N, 4] expande
 ``cam_scale`` [N, 1], ``cam_root`` [N, 3], ``transl`` [N, 3], ``pred_camera`` [N, 1]; N dynamic.
 
 One self-contained file (weights and SMPL arrays inside), written through a temporary file and renamed,
-by torch's dynamo exporter (``exporter="dynamo"``, as the refiner export) or by the TorchScript exporter
-(``"torchscript"``: deprecated by torch but about 10x faster on this graph of ~330 convolutions plus the
-unrolled IK; the suite uses it to stay fast). Both give the same graph semantics.
+by the TorchScript exporter (``exporter="torchscript"``, ``DEFAULT_EXPORTER``: deprecated by torch but
+several times faster on this graph of ~330 convolutions plus the unrolled IK, with the same parity;
+README "Deployment") or by torch's dynamo exporter (``"dynamo"``, as the refiner export). Both give the
+same graph semantics.
 ``verify_hybrik_onnx`` runs ``onnx.checker`` and compares onnxruntime (CPU) with eager PyTorch on crops
 of random frames made by ``lib.hybrik.preprocess`` at several N (``DEFAULT_TOLERANCES``: max abs
 difference per output; the rotation tolerance widens with the IK's conditioning, see ``_conditioned``).
@@ -57,7 +58,8 @@ DEFAULT_TOLERANCES: dict[str, float] = {
 IK_AMPLIFICATION_MARGIN = 10.0  # rotation tolerance >= margin * joint difference / shortest bone
 FLOAT32_JOINT_ERROR_M = 1e-6    # floor of the joint difference used in that bound
 TRACE_BATCH = 2  # example N while tracing (torch.export specialises 0 and 1)
-EXPORTERS = ("dynamo", "torchscript")
+EXPORTERS = ("torchscript", "dynamo")
+DEFAULT_EXPORTER = "torchscript"  # HRNet-W48: 64 s vs 549 s for dynamo, parity held (benchmarks/results/hybrik_export.md)
 BATCH_DIM = "N"
 TORCHSCRIPT_OPSET = 17
 FRAME_SIZE = (640, 480)  # (W, H) px of the random verification frames
@@ -121,7 +123,8 @@ def random_inputs(n: int, input_size: int = INPUT_SIZE, seed: int = 0) -> dict[s
 
 
 def export_hybrik_onnx(model: HybrIKCam, path: str | os.PathLike, *, flip_test: bool = True,
-                       input_size: int = INPUT_SIZE, exporter: str = "dynamo", opset: int | None = None) -> ExportInfo:
+                       input_size: int = INPUT_SIZE, exporter: str = DEFAULT_EXPORTER,
+                       opset: int | None = None) -> ExportInfo:
     """Export ``HybrIKForExport(model)`` to one ONNX file with a dynamic batch N.
 
     Args:
@@ -129,7 +132,7 @@ def export_hybrik_onnx(model: HybrIKCam, path: str | os.PathLike, *, flip_test: 
         path: the .onnx file to write (parent folders are created).
         flip_test: bake the flip test into the graph.
         input_size: crop side of the graph's ``input_image`` (HybrIK: 256; tests use smaller crops).
-        exporter: ``"dynamo"`` or ``"torchscript"`` (see the module docstring).
+        exporter: ``"torchscript"`` (default) or ``"dynamo"`` (see the module docstring).
         opset: ONNX opset (default: the dynamo exporter's, ``TORCHSCRIPT_OPSET`` for TorchScript).
     Returns:
         ``ExportInfo`` (path, seconds, size, opset, graph inputs / outputs).
@@ -237,3 +240,14 @@ def verify_hybrik_onnx(model: HybrIKCam, path: str | os.PathLike, *, flip_test: 
         checks.append(ParityCheck(n=n, max_abs=max_abs, tolerances=_conditioned(tol, expected, max_abs)))
         logger.info("onnxruntime vs PyTorch at N=%d: %s", n, ", ".join(f"{k} {v:.2e}" for k, v in max_abs.items()))
     return checks
+
+
+def parity_table(checks: Sequence[ParityCheck]) -> str:
+    """One line per output: the max abs difference at each N and the tolerance, ``ok`` or ``FAILED``."""
+    lines = [f"  {'output':24s} " + " ".join(f"{'N=' + str(c.n):>9s}" for c in checks) + f" {'tolerance':>9s}"]
+    for name in EXPORT_OUTPUT_NAMES:
+        tolerance = max(c.tolerances[name] for c in checks)
+        failed = any(c.max_abs[name] > c.tolerances[name] for c in checks)
+        lines.append(f"  {name:24s} " + " ".join(f"{c.max_abs[name]:9.2e}" for c in checks)
+                     + f" {tolerance:9.1e} {'FAILED' if failed else 'ok'}")
+    return "\n".join(lines)

@@ -5,10 +5,12 @@
 
 HybrIK's per-frame predictions come from one of three sources: a results file (``--hybrik``), or the
 video's frames (``--frames``: an image folder or a GIF; ``--video``: a video file, decoded by
-``lib.deploy.video``; with ``--boxes`` or the whole frame as each frame's person box) through HybrIK,
-either our PyTorch port loaded from a checkpoint (``--hybrik_checkpoint``) or an exported ONNX
-(``--hybrik_onnx``). Both frame-based sources run the same function,
-``lib.deploy.hybrik_run.hybrik_predict``.
+``lib.deploy.video``; with ``--boxes`` or the whole frame as each frame's person box: tight boxes, or
+HybrIK's square crop boxes with ``--box_kind square``) or ready crops (``--crops``: the HybrIK ONNX's three
+inputs in an npz) through HybrIK, either our PyTorch port loaded from a checkpoint
+(``--hybrik_checkpoint``, SMPL and ``J_regressor_h36m.npy`` from HybrIK's ``model_files/`` as they are:
+``--hybrik_model_files``) or an exported ONNX (``--hybrik_onnx``). Every frame-based source runs the same
+function, ``lib.deploy.hybrik_run.hybrik_predict``.
 
 Frames where HybrIK or the 2D keypoints lost the person are bridged from their neighbours and flagged
 in the npz's ``valid`` (``--on_invalid bridge``, default) or refused in one line (``--on_invalid error``);
@@ -30,10 +32,12 @@ from tqdm import tqdm
 
 from lib.deploy.inputs import (
     VIDEO_HINT,
+    HybrIKCrops,
     HybrIKSequence,
     VideoFrames,
     hybrik_sequence_from_mapping,
     read_boxes,
+    read_hybrik_crops,
     read_hybrik_results,
     read_keypoints_2d,
     read_video_frames,
@@ -57,9 +61,13 @@ EPILOG = """examples:
   # frames + person boxes through a HybrIK ONNX (input_image, bbox, image_center -> pred_theta_mats, ...)
   python deployment/infer_mesh.py --hybrik_onnx hybrik.onnx --frames frames/ --boxes boxes.npy \\
       --checkpoint_file best_epoch.bin --out refined.npz
-  # HybrIK's released weights run in PyTorch, on a GIF, the whole frame as the person box
+  # HybrIK's released weights run in PyTorch, on a GIF, the whole frame as the person box; SMPL and
+  # J_regressor_h36m.npy from HybrIK's own model_files/ folder as it is
   python deployment/infer_mesh.py --hybrik_checkpoint pretrained_models/hybrik_hrnet.pth --frames clip.gif \\
-      --checkpoint_file best_epoch.bin --render render/ --out refined.npz
+      --hybrik_model_files HybrIK/model_files --checkpoint_file best_epoch.bin --render render/ --out refined.npz
+  # crops already made the HybrIK way: np.savez('crops.npz', input_image=..., bbox=..., image_center=...)
+  python deployment/infer_mesh.py --hybrik_onnx hybrik.onnx --crops crops.npz --checkpoint_file best_epoch.bin \\
+      --out refined.npz
   # a video file (fps from the container), the motion also as animation files for Blender / web viewers
   python deployment/infer_mesh.py --hybrik_onnx hybrik.onnx --video clip.mp4 --onnx refine.onnx \\
       --data_root data/mesh --out refined.npz --export refined.glb refined.bvh"""
@@ -84,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     first.add_argument("--hybrik_checkpoint", type=Path, metavar="FILE",
                        help="run HybrIK (HRNet with camera, our PyTorch port) with these weights on --frames: "
                             "HybrIK's released hybrik_hrnet.pth or a state_dict of the port (loaded strictly); "
-                            "SMPL and J_regressor_h36m.npy come from --data_root")
+                            "SMPL and J_regressor_h36m.npy come from --hybrik_model_files")
     source.add_argument("--frames", type=Path, metavar="DIR|GIF",
                         help="the video's frames: a folder of png/jpg (sorted by name), an animated .gif or one "
                              "image; HybrIK's input with --hybrik_onnx / --hybrik_checkpoint, and the background "
@@ -93,9 +101,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the video as a file (.mp4, .mov, .mkv, .avi, .webm, ...: whatever FFmpeg decodes, "
                              "through PyAV), decoded one frame at a time; used as --frames is, and its frame rate "
                              "is the npz's fps unless --fps is given")
+    source.add_argument("--crops", type=Path, metavar="FILE.npz",
+                        help="instead of --frames / --video: crops already made and normalised the HybrIK way, an "
+                             "npz with the HybrIK ONNX's inputs input_image (F,256,256,3), bbox (F,4) square crop "
+                             "boxes xyxy px and image_center (F,2) px")
     source.add_argument("--boxes", type=Path, metavar="FILE",
                         help="one person box per frame, xyxy px (.npy, .txt or .json (F, 4)); with --hybrik_onnx "
-                             "or --hybrik_checkpoint (default: the whole frame)")
+                             "or --hybrik_checkpoint and --frames (default: the whole frame)")
+    source.add_argument("--box_kind", choices=("tight", "square"), default="tight",
+                        help="tight: --boxes are person boxes (a detector's), padded to a square and enlarged x1.25 "
+                             "as HybrIK does (default); square: --boxes are HybrIK's own crop boxes (res.pk 'bbox'), "
+                             "cropped as they are")
+    source.add_argument("--hybrik_model_files", type=Path, default=None, metavar="DIR",
+                        help="HybrIK's model_files/ as they are (basicModel_neutral_lbs_10_207_0_v1.0.0.pkl, "
+                             "J_regressor_h36m.npy) for --hybrik_checkpoint, and HybrIK's pelvis for the placement "
+                             "(default: --data_root, which may hold the same files)")
     source.add_argument("--hybrik_width", type=int, default=None, metavar="W",
                         help=f"HRNet width of --hybrik_checkpoint (default {HRNET_WIDTH}, HybrIK's released weights)")
     source.add_argument("--hybrik_flip", action=argparse.BooleanOptionalAction, default=None,
@@ -158,13 +178,18 @@ def _check_flags(args: argparse.Namespace) -> None:
     if args.frames is not None and args.video is not None:
         raise ConfigError(f"--frames {args.frames} and --video {args.video}: give the video's frames once, as an "
                           "image folder / GIF (--frames) or as a video file (--video)")
-    if from_frames and args.frames is None and args.video is None:
-        raise ConfigError(f"{_hybrik_flag(args)} needs --frames (a folder of png/jpg frames or a .gif) or "
-                          f"{VIDEO_HINT.format(path='FILE')} (--boxes FILE is optional, the whole frame by default)")
+    if from_frames and args.frames is None and args.video is None and args.crops is None:
+        raise ConfigError(f"{_hybrik_flag(args)} needs --frames (a folder of png/jpg frames or a .gif), "
+                          f"{VIDEO_HINT.format(path='FILE')} (--boxes FILE is optional, the whole frame by default) "
+                          "or --crops FILE.npz")
     check_export_paths(args.export)
-    if not from_frames and args.boxes is not None:
-        raise ConfigError("--boxes is only used with --hybrik_onnx or --hybrik_checkpoint; HybrIK's res.pk "
-                          "already holds its boxes")
+    if not from_frames and (args.boxes is not None or args.crops is not None):
+        raise ConfigError("--boxes and --crops are only used with --hybrik_onnx or --hybrik_checkpoint; HybrIK's "
+                          "res.pk already holds its boxes")
+    if args.crops is not None and args.boxes is not None:
+        raise ConfigError("--crops holds its square boxes ('bbox'); --boxes goes with --frames or --video")
+    if args.box_kind != "tight" and args.boxes is None:
+        raise ConfigError(f"--box_kind {args.box_kind} describes --boxes FILE; give --boxes with --frames or --video")
     if args.hybrik_checkpoint is None and (args.hybrik_width is not None or args.hybrik_flip is not None):
         raise ConfigError(f"--hybrik_width and --hybrik_flip apply to --hybrik_checkpoint only, not to "
                           f"{_hybrik_flag(args)}")
@@ -206,27 +231,34 @@ def _open_video(args: argparse.Namespace) -> VideoFrames | VideoFile | None:
     return None
 
 
-def _hybrik_from_frames(args: argparse.Namespace, video: VideoFrames | VideoFile, data_root: Path) -> HybrIKSequence:
-    """The video's frames and person boxes through HybrIK (PyTorch checkpoint or ONNX) -> its predictions.
+def _hybrik_from_frames(args: argparse.Namespace, video: VideoFrames | VideoFile | None, crops: HybrIKCrops | None,
+                        model_files: Path) -> HybrIKSequence:
+    """The video's frames and person boxes (or ready crops) through HybrIK (PyTorch checkpoint or ONNX) ->
+    its predictions.
 
     The one frame-based path: both sources run ``lib.deploy.hybrik_run.hybrik_predict`` (HybrIK's test
-    transform, batches, HybrIK's ``res.pk`` layout).
+    transform, batches, HybrIK's ``res.pk`` layout); ``model_files`` is HybrIK's folder (SMPL and its regressor).
     """
     from lib.deploy.hybrik_onnx import HybrIKOnnx
     from lib.deploy.hybrik_run import hybrik_predict
 
-    if args.boxes is not None:
+    if crops is not None:
+        images, boxes, inputs, names = list(crops.images), crops.bbox, "crops", [f"{i:06d}" for i in range(len(crops))]
+    elif args.boxes is not None:
         boxes = read_boxes(args.boxes, len(video))
     else:
         boxes = whole_frame_boxes(video.sizes)
         width, height = (int(v) for v in video.sizes[0])
         log.info("no --boxes: each frame's person box is the whole frame (%d x %d px for the first); pass --boxes "
                  "FILE (a person detector's xyxy boxes) when the person fills only part of the frame", width, height)
+    if crops is None:
+        images, names = video.read(), list(video.names)
+        inputs = "square_boxes" if args.box_kind == "square" else "frames"
     if args.hybrik_checkpoint is not None:
         from lib.hybrik.checkpoint import load_hybrik_checkpoint
         from lib.hybrik.model import build_hybrik
 
-        model = build_hybrik(data_root, width=args.hybrik_width or HRNET_WIDTH)
+        model = build_hybrik(model_files, width=args.hybrik_width or HRNET_WIDTH)
         load_hybrik_checkpoint(model, args.hybrik_checkpoint)
         model = model.to(args.device).eval()
         source = args.hybrik_checkpoint
@@ -236,9 +268,10 @@ def _hybrik_from_frames(args: argparse.Namespace, video: VideoFrames | VideoFile
     flip = args.hybrik_flip is not False
     # A progress bar over the frames as they are decoded and run, cleared at the end or at an error (so that
     # the error stays one line); position 0: the command's only bar, even if a caller left one open.
-    with tqdm(video.read(), total=len(video), desc="HybrIK", unit="frame", leave=False, position=0,
+    with tqdm(images, total=len(boxes), desc="HybrIK", unit="frame", leave=False, position=0,
               dynamic_ncols=True) as frames:
-        res = hybrik_predict(frames, boxes, model, flip_test=flip, frame_names=list(video.names))
+        res = hybrik_predict(frames, boxes, model, inputs=inputs,
+                             image_sizes=None if crops is None else crops.sizes, flip_test=flip, frame_names=names)
     return hybrik_sequence_from_mapping(res, source, frame_indices=False)  # one entry per frame, by construction
 
 
@@ -275,8 +308,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     _check_flags(args)
     refiner, body, data_root = _load_refiner(args)
     video = _open_video(args)
+    model_files = args.hybrik_model_files if args.hybrik_model_files is not None else data_root
     if args.hybrik is None:
-        seq = _hybrik_from_frames(args, video, data_root)
+        crops = read_hybrik_crops(args.crops) if args.crops is not None else None
+        if crops is not None and video is not None and len(video) != len(crops):
+            raise DataError(f"{args.crops}: {len(crops)} crops but {video.source} has {len(video)} frames; give the "
+                            "crops of the same video")
+        seq = _hybrik_from_frames(args, video if crops is None else None, crops, model_files)
     else:
         seq = read_hybrik_results(args.hybrik)
     valid = check_frames(seq.issues or [""] * seq.frames, seq.source, args.on_invalid)  # (F,) HybrIK's frames
@@ -290,7 +328,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.overlap is not None and args.overlap >= refiner.clip_len:
         raise ConfigError(f"--overlap {args.overlap}: expected < clip_len ({refiner.clip_len})")
 
-    regressor = pl.hybrik_pelvis_regressor(body, data_root)
+    regressor = pl.hybrik_pelvis_regressor(body, model_files)
     transl = seq.transl if seq.transl is not None else np.zeros((seq.frames, 3))
     placed_input = pl.place_smpl(body, regressor, seq.rot_mat, seq.betas, transl)
     if args.keypoints2d is not None:
@@ -312,7 +350,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "hybrik": str(args.hybrik or args.hybrik_onnx or args.hybrik_checkpoint),
                 "on_invalid": args.on_invalid}
     if args.hybrik is None:
-        settings["boxes"] = str(args.boxes) if args.boxes is not None else "whole frame"
+        settings["boxes"] = (f"'bbox' of {args.crops}" if args.crops is not None else
+                             str(args.boxes) if args.boxes is not None else "whole frame")
+        settings["box_kind"] = "tight" if args.boxes is None and args.crops is None else (
+            "square" if args.crops is not None else args.box_kind)
     arrays = pl.result_arrays(seq, rot, betas, placed_input, placed_refined, keypoints, pose2d, sizes,
                               body.faces, fps, settings, valid)
     path = pl.write_npz(args.out, arrays)

@@ -42,6 +42,7 @@ import json
 import logging
 import pickle
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -56,6 +57,7 @@ from lib.deploy.invalid_frames import flag
 from lib.errors import DataError
 from lib.geometry.rotation import axis_angle_to_matrix, matrix_to_axis_angle, project_to_so3
 from lib.hybrik.camera import DEPTH_FACTOR_M
+from lib.hybrik.preprocess import INPUT_NAMES, INPUT_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -556,6 +558,62 @@ def whole_frame_boxes(sizes: np.ndarray) -> np.ndarray:
     sizes = np.asarray(sizes, dtype=np.float64)
     zeros = np.zeros(len(sizes))
     return np.stack([zeros, zeros, sizes[:, 0], sizes[:, 1]], axis=-1)  # (F, 4)
+
+
+@dataclass(frozen=True)
+class HybrIKCrops:
+    """Crops made and normalised the HybrIK way, with their square boxes (``read_hybrik_crops``).
+
+    Attributes:
+        source: the npz.
+        images: (F, 256, 256, 3) float32 normalised crops (HybrIK's ``input_image``, NHWC).
+        bbox: (F, 4) xyxy px, the square region of each frame a crop covers (HybrIK's ``bbox``).
+        sizes: (F, 2) (W, H) px of the full frames, ``2 * image_center``.
+    """
+
+    source: Path
+    images: np.ndarray
+    bbox: np.ndarray
+    sizes: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+CROP_KEYS = INPUT_NAMES  # input_image, bbox, image_center: the HybrIK ONNX's inputs
+
+
+def read_hybrik_crops(path: str | Path) -> HybrIKCrops:
+    """Ready HybrIK crops: an npz holding the HybrIK ONNX's three inputs, ``np.savez(path, **feeds)``:
+    ``input_image`` (F, 256, 256, 3) float normalised, ``bbox`` (F, 4) square crop boxes xyxy px,
+    ``image_center`` (F, 2) px (W / 2, H / 2 of the full frames).
+
+    Raises:
+        DataError: unreadable, a key missing, or shapes that do not fit (one line naming file and key).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: crop file not found (resolved to {path.resolve()})")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: np.asarray(npz[key]) for key in CROP_KEYS if key in npz.files}
+            found = list(npz.files)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"{path}: cannot read crops ({type(exc).__name__}); expected an .npz with "
+                        f"{list(CROP_KEYS)} (np.savez of the HybrIK ONNX's inputs)") from None
+    missing = [key for key in CROP_KEYS if key not in arrays]
+    if missing:
+        raise DataError(f"{path}: key(s) {missing} missing (found {found}); expected {list(CROP_KEYS)}: input_image "
+                        "(F, 256, 256, 3) normalised crops, bbox (F, 4) their square boxes xyxy px, image_center "
+                        "(F, 2) px")
+    images, bbox, center = (arrays[key] for key in CROP_KEYS)
+    frames = len(images)
+    expected = {"input_image": (frames, INPUT_SIZE, INPUT_SIZE, 3), "bbox": (frames, 4), "image_center": (frames, 2)}
+    for key, shape in expected.items():
+        if arrays[key].shape != shape:
+            raise DataError(f"{path}: '{key}' has shape {arrays[key].shape}; expected {shape}")
+    return HybrIKCrops(source=path, images=images.astype(np.float32, copy=False),
+                       bbox=bbox.astype(np.float64), sizes=2.0 * center.astype(np.float64))
 
 
 # ----------------------------------------------------------------------------------------- video frames

@@ -14,10 +14,14 @@ Pipeline for a normalised 256 x 256 crop (``lib.hybrik.preprocess``):
    ``depth = 1000 / (256 * scale)``; uv, shifted by the box centre's offset from the image centre
    (divided by the box size), are back-projected at ``z * 2.2 + depth``: ``pred_xyz_jts_29``
    (root-relative, units of 2.2 m) and ``cam_root`` (m, camera frame).
-5. Hybrid IK (``lib.hybrik.ik``) -> 24 rotations; SMPL (``lib.body.smpl.BodyModel``) -> mesh.
-   ``pred_vertices`` (m) are centred on the H36M pelvis of HybrIK's own regressor,
+5. HybrIK's inverse pass (``self.smpl.hybrik``, ``lib.hybrik.smpl_layer``: hybrid IK -> 24 rotations,
+   SMPL -> mesh). ``pred_vertices`` (m) are centred on the H36M pelvis of HybrIK's own regressor,
    ``pred_xyz_jts_24_struct`` and ``pred_xyz_jts_17`` are root-relative in units of 2.2 m, and
    ``transl = cam_root - (root of the root-relative SMPL joints)``, which is ``cam_root`` itself.
+
+Camera scale without a box (a deliberate difference, ``docs/differences.md``): HybrIK's least-squares
+scale can come out negative when no box places the crop in the frame (a person several metres behind
+the camera); ``fit_camera_scale`` keeps the network's scale for such a sample instead.
 
 Flip test, done the intended way: the mirrored crop's heatmap logits are mirrored back, left/right
 joints swapped and shifted one pixel right **on a copy** (HybrIK shifts in place over overlapping
@@ -26,7 +30,8 @@ camera scales combined by their harmonic mean. ``update_scale`` falls back to th
 sample (defect 2: HybrIK's batched inverse fails the whole batch when one sample has no confident joint).
 
 Parameter and buffer names equal HybrIK's so its checkpoints load (``lib.hybrik.checkpoint``); the SMPL
-arrays and HybrIK's ``J_regressor_h36m`` are non-persistent buffers from ``data_root``.
+arrays and HybrIK's ``J_regressor_h36m`` are non-persistent buffers (``self.smpl``, as HybrIK's
+``smpl`` layer) from HybrIK's ``model_files/`` (or a ``data_root`` holding the same files).
 """
 
 from __future__ import annotations
@@ -39,19 +44,14 @@ import torch
 from torch import Tensor, nn
 
 from lib.body.joint_names import H36M_NUM_JOINTS, SMPL_NUM_BETAS, SMPL_NUM_JOINTS
-from lib.body.smpl import HYBRIK_H36M_REGRESSOR_FILE, BodyModel, load_joint_regressor
+from lib.body.smpl import HYBRIK_MEAN_BETA_FILE, BodyModel
 from lib.errors import AssetError
 from lib.hybrik.camera import DEPTH_FACTOR_M, FOCAL_CROP_PX
 from lib.hybrik.hrnet import FEATURE_DIM, HRNet
 from lib.hybrik.ik import forward_kinematics, hybrik_ik
 from lib.hybrik.preprocess import INPUT_SIZE
-from lib.hybrik.skeleton import (
-    HYBRIK_FLIP_PERM,
-    HYBRIK_NUM_JOINTS,
-    LEAF_VERTEX_IDS,
-    NUM_TWIST,
-    TWIST_FLIP_PERM,
-)
+from lib.hybrik.skeleton import HYBRIK_FLIP_PERM, HYBRIK_NUM_JOINTS, NUM_TWIST, TWIST_FLIP_PERM
+from lib.hybrik.smpl_layer import HybrIKSMPL
 
 
 DEPTH_DIM = 64                   # depth bins of the 3D heatmap
@@ -60,9 +60,8 @@ INIT_CAM_SCALE = 0.9             # HybrIK's init_cam
 CAM_DEPTH_EPS = 1e-9             # HybrIK's epsilon in depth = focal / (256 * scale + eps)
 SIGMA_WEIGHT = 10.0              # update_scale weights: max(1 - SIGMA_WEIGHT * sigma, 0)
 MIN_SCALE_FIT = 1e-8             # sum of squared weighted uv below this: no scale fit for that sample
-MEAN_BETA_FILE = "h36m_mean_beta.npy"
-MEAN_BETA_SOURCE = ("HybrIK's model_files/h36m_mean_beta.npy (https://github.com/Jeff-sjtu/HybrIK), "
-                    "put it in data_root; only needed for a network without a checkpoint")
+MEAN_BETA_SOURCE = ("HybrIK's model_files/h36m_mean_beta.npy (https://github.com/Jeff-sjtu/HybrIK); point "
+                    "--hybrik_model_files (or data_root) at that folder; only needed for a network without a checkpoint")
 
 OUTPUT_KEYS = (
     "pred_phi", "pred_delta_shape", "pred_shape", "pred_theta_mats", "pred_uvd_jts", "pred_xyz_jts_29",
@@ -161,7 +160,9 @@ def fit_camera_scale(uv: Tensor, joints_cam: Tensor, weight: Tensor, init_scale:
     """Per-sample weighted least squares for the weak-perspective scale (HybrIK's ``update_scale`` solve).
 
     Model: ``u * 256 / 1000 * (Z + t) = X`` (same for v), linear in ``t = 256 * depth / 1000 = 1 / scale``.
-    Samples with no weight (or a non-positive solution) keep ``init_scale``.
+    Samples with no weight (or a non-positive solution) keep ``init_scale``: without a box, HybrIK's
+    solve can give a negative scale (a person several metres behind the camera), which HybrIK keeps
+    (``docs/differences.md``).
 
     Args:
         uv: (B, K, 2) projected coordinates including the box offset.
@@ -177,20 +178,6 @@ def fit_camera_scale(uv: Tensor, joints_cam: Tensor, weight: Tensor, init_scale:
     inv_scale = (a * b).sum(dim=(1, 2))[:, None] / denom.clamp_min(MIN_SCALE_FIT)
     valid = (denom > MIN_SCALE_FIT) & (inv_scale > 0)
     return torch.where(valid, 1.0 / torch.where(valid, inv_scale, torch.ones_like(inv_scale)), init_scale)
-
-
-def rest_skeleton(body: BodyModel, betas: Tensor) -> Tensor:
-    """HybrIK's 29-joint rest skeleton: SMPL's rest joints plus the 5 leaf vertices of the shaped template.
-
-    Args:
-        betas: (B, 10).
-    Returns:
-        (B, 29, 3) m.
-    """
-    joints = body.J_template + torch.einsum("bl,jcl->bjc", betas, body.J_shapedirs)  # (B, 24, 3)
-    leaf_ids = list(LEAF_VERTEX_IDS)
-    leaves = body.v_template[leaf_ids] + torch.einsum("bl,jcl->bjc", betas, body.shapedirs[leaf_ids])  # (B, 5, 3)
-    return torch.cat([joints, leaves], dim=1)
 
 
 class HybrIKCam(nn.Module):
@@ -217,12 +204,7 @@ class HybrIKCam(nn.Module):
         self.decphi = nn.Linear(FEATURE_DIM, NUM_TWIST * 2)
         self.deccam = nn.Linear(FEATURE_DIM, 1)
         self.decsigma = nn.Linear(FEATURE_DIM, HYBRIK_NUM_JOINTS)
-        self.body = body
-        regressor = torch.as_tensor(h36m_regressor, dtype=torch.get_default_dtype())
-        if tuple(regressor.shape) != (H36M_NUM_JOINTS, body.NUM_VERTICES):
-            raise ValueError(f"h36m_regressor has shape {tuple(regressor.shape)}, expected "
-                             f"({H36M_NUM_JOINTS}, {body.NUM_VERTICES})")
-        self.register_buffer("j_regressor_h36m", regressor, persistent=False)
+        self.smpl = HybrIKSMPL(body, h36m_regressor)  # HybrIK's layer name; only non-persistent buffers
 
     def _heads(self, feature: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """(B, 2048) -> delta betas (B, 10), betas (B, 10), twist (B, 23, 2), scale (B, 1), sigma (B, 29, 1)."""
@@ -246,7 +228,7 @@ class HybrIKCam(nn.Module):
         xyz = back_project(uvd, camera_depth(init_scale), offset)  # (B, 29, 3), depth-factor units
         root = xyz[:, 0] * DEPTH_FACTOR_M  # (B, 3) m; HybrIK leaves the camera depth out here
         skeleton = (xyz - xyz[:, :1]) * DEPTH_FACTOR_M
-        rest = rest_skeleton(self.body, betas)
+        rest = self.smpl.rest_skeleton(betas)
         rot = hybrik_ik(skeleton, phis, rest, naive=True)
         joints = forward_kinematics(rot, rest[:, :SMPL_NUM_JOINTS])  # (B, 24, 3)
         joints = joints - joints[:, :1] + root[:, None]
@@ -298,21 +280,19 @@ class HybrIKCam(nn.Module):
         cam_root = xyz[:, 0] * DEPTH_FACTOR_M + torch.cat([torch.zeros_like(depth), torch.zeros_like(depth), depth], 1)
         xyz = xyz - xyz[:, :1]
 
-        rot = hybrik_ik(xyz * DEPTH_FACTOR_M, phi, rest_skeleton(self.body, shape))  # (B, 24, 3, 3)
-        smpl = self.body(rot, shape)
-        h36m = torch.einsum("jv,bvc->bjc", self.j_regressor_h36m, smpl.vertices)  # (B, 17, 3)
-        joints = smpl.joints - smpl.joints[:, :1]
+        smpl = self.smpl.hybrik(xyz * DEPTH_FACTOR_M, shape, phi)  # root-relative, metres
+        joints = smpl.joints  # (B, 24, 3), SMPL root at 0
         return {
             "pred_phi": phi,
             "pred_delta_shape": delta_shape,
             "pred_shape": shape,
-            "pred_theta_mats": rot.reshape(batch, SMPL_NUM_JOINTS * 9),
+            "pred_theta_mats": smpl.rot_mats.reshape(batch, SMPL_NUM_JOINTS * 9),
             "pred_uvd_jts": uvd.reshape(batch, HYBRIK_NUM_JOINTS * 3),
             "pred_xyz_jts_29": xyz.reshape(batch, HYBRIK_NUM_JOINTS * 3),
             "pred_xyz_jts_24": xyz[:, :SMPL_NUM_JOINTS].reshape(batch, SMPL_NUM_JOINTS * 3),
             "pred_xyz_jts_24_struct": (joints / DEPTH_FACTOR_M).reshape(batch, SMPL_NUM_JOINTS * 3),
-            "pred_xyz_jts_17": ((h36m - h36m[:, :1]) / DEPTH_FACTOR_M).reshape(batch, H36M_NUM_JOINTS * 3),
-            "pred_vertices": (smpl.vertices - h36m[:, :1]).reshape(batch, self.body.NUM_VERTICES, 3),
+            "pred_xyz_jts_17": (smpl.joints_from_verts / DEPTH_FACTOR_M).reshape(batch, H36M_NUM_JOINTS * 3),
+            "pred_vertices": smpl.vertices,
             "maxvals": maxvals,
             "cam_scale": scale,
             "cam_root": cam_root,
@@ -325,12 +305,12 @@ class HybrIKCam(nn.Module):
 
 
 def load_mean_beta(data_root: str | os.PathLike) -> np.ndarray:
-    """HybrIK's ``h36m_mean_beta.npy`` (10,) from ``data_root``.
+    """HybrIK's ``h36m_mean_beta.npy`` (10,) from ``data_root`` (HybrIK's ``model_files/``).
 
     Raises:
         AssetError: missing, unreadable or ill-shaped (one line: path, expected, source).
     """
-    path = Path(data_root) / MEAN_BETA_FILE
+    path = Path(data_root) / HYBRIK_MEAN_BETA_FILE
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
@@ -341,20 +321,20 @@ def load_mean_beta(data_root: str | os.PathLike) -> np.ndarray:
     return array.reshape(SMPL_NUM_BETAS).astype(np.float32)
 
 
-def build_hybrik(data_root: str | os.PathLike, width: int = HRNET_WIDTH, mean_beta: bool = False) -> HybrIKCam:
-    """HybrIKCam with SMPL and HybrIK's H36M regressor from ``data_root``, in eval mode.
+def build_hybrik(model_files: str | os.PathLike, width: int = HRNET_WIDTH, mean_beta: bool = False) -> HybrIKCam:
+    """HybrIKCam with SMPL and HybrIK's H36M regressor from HybrIK's ``model_files/``, in eval mode.
 
     Args:
-        data_root: folder with SMPL_NEUTRAL.pkl (or .npz), J_regressor_h36m_correct.npy (SMPL layer)
-            and HybrIK's J_regressor_h36m.npy.
+        model_files: HybrIK's ``model_files/`` as they are (``basicModel_neutral_lbs_10_207_0_v1.0.0.pkl``,
+            ``J_regressor_h36m.npy``, ``h36m_mean_beta.npy``), or a data_root holding the SMPL model under
+            any of its names (``lib.body.smpl.SMPL_FOLDER_FILES``) and ``J_regressor_h36m.npy``. SPIN's
+            regressors are not read.
         width: HRNet width.
         mean_beta: initialise ``init_shape`` from ``h36m_mean_beta.npy`` (a network without a checkpoint);
             otherwise zeros until a checkpoint is loaded.
     Raises:
-        AssetError: a missing or malformed file.
+        AssetError: a missing or malformed file (one line naming it and where HybrIK users find it).
     """
-    root = Path(data_root)
-    body = BodyModel(root)
-    regressor = load_joint_regressor(root / HYBRIK_H36M_REGRESSOR_FILE, H36M_NUM_JOINTS)
-    model = HybrIKCam(body, regressor, width=width, mean_beta=load_mean_beta(root) if mean_beta else None)
-    return model.eval()
+    smpl = HybrIKSMPL.from_model_files(model_files)
+    initial = load_mean_beta(model_files) if mean_beta else None
+    return HybrIKCam(smpl.body, smpl.j_regressor_h36m, width=width, mean_beta=initial).eval()

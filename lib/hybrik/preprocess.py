@@ -15,6 +15,8 @@ the tests and the PyTorch port of HybrIK (``lib/hybrik``):
 
 Returned with the crop: the expanded square box (``_center_scale_to_box``; HybrIK's ``bbox`` input
 and the box its camera uses) and the image centre (W / 2, H / 2) (HybrIK's ``image_center`` input).
+``hybrik_crop`` starts from a tight person box (step 1 included); ``crop_square_box`` starts from a
+square box HybrIK already expanded (the ``bbox`` of its ``res.pk``) and skips step 1.
 
 Differences from HybrIK: no OpenCV. OpenCV quantises the bilinear weights to 1/32; this module
 uses exact weights, so crops differ from HybrIK's by at most 1/64 of the local intensity step
@@ -35,6 +37,9 @@ SCALE_MULT = 1.25                # box enlargement (HybrIK's scale_mult)
 MEAN_RGB = (0.406, 0.457, 0.480)  # applied to R, G, B (ImageNet means in BGR order: HybrIK's quirk)
 STD_RGB = (0.225, 0.224, 0.229)
 PIXEL_MAX = 255.0
+SQUARE_RTOL = 1e-3               # a square box's width and height agree within this fraction
+# Normalised crops lie in [(0 - max mean) / min std, (1 - min mean) / min std] = [-2.15, 2.64].
+NORMALISED_RANGE = (-2.2, 2.7)
 
 
 @dataclass(frozen=True)
@@ -141,11 +146,66 @@ def hybrik_crop(image: np.ndarray, bbox: Sequence[float] | np.ndarray) -> HybrIK
     Returns:
         ``HybrIKCrop`` (normalised crop, expanded box, image centre).
     """
-    rgb = _as_rgb(image)
     center, scale = box_to_center_scale(bbox)
-    crop = warp_bilinear(rgb, crop_to_source(center, scale), INPUT_SIZE)  # (256, 256, 3) in [0, 255]
+    return crop_square_box(image, center_scale_to_box(center, scale))
+
+
+def check_square_box(box: Sequence[float] | np.ndarray) -> np.ndarray:
+    """(4,) float64 xyxy of a finite box with x2 > x1, y2 > y1 and width == height (within ``SQUARE_RTOL``).
+
+    Raises:
+        ValueError: otherwise (a tight detector box is rarely square: give it to ``hybrik_crop`` instead).
+    """
+    box = np.asarray(box, dtype=np.float64).reshape(4)
+    width, height = box[2] - box[0], box[3] - box[1]
+    if not (np.isfinite(box).all() and width > 0 and height > 0):
+        raise ValueError(f"box {box.tolist()} is not a finite xyxy box with x2 > x1 and y2 > y1")
+    if abs(width - height) > SQUARE_RTOL * max(width, height):
+        raise ValueError(f"box {np.round(box, 2).tolist()} is {width:.1f} x {height:.1f} px, not square: HybrIK's "
+                         "expanded boxes are; a tight person box goes through hybrik_crop (padded and enlarged x1.25)")
+    return box
+
+
+def crop_square_box(image: np.ndarray, square_box: Sequence[float] | np.ndarray) -> HybrIKCrop:
+    """HybrIK's crop of the region of a square box it already expanded (step 2 and 3 of the module docstring).
+
+    Args:
+        image: (H, W, 3) RGB, uint8 or float in [0, 255].
+        square_box: (4,) xyxy px, square (HybrIK's ``bbox`` in ``res.pk``; ``check_square_box``).
+    Returns:
+        ``HybrIKCrop`` (normalised crop, the same box, image centre).
+    """
+    rgb = _as_rgb(image)
+    box = check_square_box(square_box)
+    center, side = (box[:2] + box[2:]) * 0.5, box[2:] - box[:2]
+    crop = warp_bilinear(rgb, crop_to_source(center, side), INPUT_SIZE)  # (256, 256, 3) in [0, 255]
     height, width = rgb.shape[:2]
-    return HybrIKCrop(image=normalize_image(crop), bbox=center_scale_to_box(center, scale).astype(np.float32),
+    return HybrIKCrop(image=normalize_image(crop), bbox=box.astype(np.float32),
+                      image_center=np.array([width * 0.5, height * 0.5], dtype=np.float32))
+
+
+def ready_crop(crop: np.ndarray, square_box: Sequence[float] | np.ndarray,
+               image_size: Sequence[float] | np.ndarray) -> HybrIKCrop:
+    """A crop the caller already made and normalised the HybrIK way, checked and packed as ``HybrIKCrop``.
+
+    Args:
+        crop: (256, 256, 3) float, normalised (``normalize_image`` of HybrIK's crop; NHWC as ``input_image``).
+        square_box: (4,) xyxy px, the square region of the frame the crop covers.
+        image_size: (W, H) px of the full frame.
+    Raises:
+        ValueError: a crop of another shape, raw pixels instead of normalised values, a box that is not square.
+    """
+    crop = np.asarray(crop)
+    if crop.shape != (INPUT_SIZE, INPUT_SIZE, 3):
+        raise ValueError(f"crop of shape {crop.shape}; expected ({INPUT_SIZE}, {INPUT_SIZE}, 3) (HybrIK's input_image)")
+    low, high = (float(v) for v in (crop.min(), crop.max())) if crop.size else (0.0, 0.0)
+    if not np.issubdtype(crop.dtype, np.floating) or not np.isfinite(crop).all() \
+            or low < NORMALISED_RANGE[0] or high > NORMALISED_RANGE[1]:
+        raise ValueError(f"crop of dtype {crop.dtype} with values in [{low:.3g}, {high:.3g}]; expected HybrIK's "
+                         f"normalised input within {list(NORMALISED_RANGE)} ((RGB / 255 - mean) / std, "
+                         "lib.hybrik.preprocess.normalize_image)")
+    width, height = (float(v) for v in np.asarray(image_size, dtype=np.float64).reshape(2))
+    return HybrIKCrop(image=crop.astype(np.float32), bbox=check_square_box(square_box).astype(np.float32),
                       image_center=np.array([width * 0.5, height * 0.5], dtype=np.float32))
 
 

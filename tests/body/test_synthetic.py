@@ -216,3 +216,18 @@ def test_cli_writes_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_unknown_form_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="pickle5"):
         write_smpl_assets(tmp_path, forms=("pickle5",))
+
+
+def test_hybrik_model_files_layout(smpl_root: Path, hybrik_model_files: Path, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """HybrIK's model_files/ exactly: the same SMPL bytes under SMPLify's name, HybrIK's regressor, mean betas."""
+    assert sorted(p.name for p in hybrik_model_files.iterdir()) == [
+        "J_regressor_h36m.npy", "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl", "h36m_mean_beta.npy"]
+    assert _sha256(hybrik_model_files / "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl") == \
+        _sha256(smpl_root / "SMPL_NEUTRAL.pkl")
+    assert _sha256(hybrik_model_files / "J_regressor_h36m.npy") == _sha256(smpl_root / "J_regressor_h36m.npy")
+    mean_beta = np.load(hybrik_model_files / "h36m_mean_beta.npy", allow_pickle=False)
+    assert mean_beta.shape == (10,) and mean_beta.dtype == np.float64 and 0 < np.abs(mean_beta).max() < 2
+    assert main(["--out", str(tmp_path / "mf"), "--layout", "hybrik"]) == 0
+    assert "h36m_mean_beta" in capsys.readouterr().out
+    assert all(_sha256(tmp_path / "mf" / p.name) == _sha256(p) for p in hybrik_model_files.iterdir())

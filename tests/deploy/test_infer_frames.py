@@ -1,10 +1,18 @@
 """infer_mesh from a video's frames: HybrIK (our PyTorch port from a checkpoint, or its ONNX export) then
-the refiner; image folders and GIFs, per-frame boxes or the whole frame, and the one-line user errors."""
+the refiner; image folders and GIFs, per-frame boxes (tight or HybrIK's square ones) or the whole frame,
+ready crops, and the one-line user errors.
+
+HybrIK runs as a HybrIK user has it: its ``model_files/`` folder as it is (the SMPL pickle under SMPLify's
+name, ``J_regressor_h36m.npy``, ``h36m_mean_beta.npy``; no SPIN file, nothing renamed) and a checkpoint laid
+out like ``hybrik_hrnet.pth`` (``smpl.*`` buffers included). The refiner keeps its own data_root."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,11 +21,12 @@ import pytest
 import torch
 from PIL import Image
 
+from lib.deploy.hybrik_export_cli import main as export_main
 from lib.deploy.infer_cli import main
 from lib.deploy.inputs import read_video_frames, whole_frame_boxes
 from lib.hybrik.preprocess import hybrik_batch
 from lib.errors import DataError
-from lib.deploy.hybrik_export import export_hybrik_onnx, onnx_session
+from lib.deploy.hybrik_export import EXPORT_OUTPUT_NAMES, onnx_session
 from lib.hybrik.model import HybrIKCam, build_hybrik
 
 RESULT_KEYS = {"pose_aa", "rot_mat", "betas", "vertices", "keypoints_3d", "transl", "input_pose_aa", "input_rot_mat",
@@ -43,8 +52,10 @@ class Clip:
 @dataclass
 class HybrIKFiles:
     model: HybrIKCam
-    checkpoint: Path           # torch.save(model.state_dict())
-    onnx: Path                 # its export (no flip test baked in)
+    checkpoint: Path           # laid out like HybrIK's hybrik_hrnet.pth
+    onnx: Path                 # its export by deployment_hybrik.py (no flip test baked in)
+    model_files: Path          # HybrIK's model_files/ layout
+    export_stdout: str         # what deployment_hybrik.py printed
 
 
 @pytest.fixture(scope="module")
@@ -67,15 +78,31 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Clip:
     return Clip(images, out / "frames", out / "clip.gif", out / "boxes.npy")
 
 
+def save_like_hybrik(model: HybrIKCam, path: Path) -> None:
+    """A checkpoint laid out as HybrIK's hybrik_hrnet.pth: the state dict plus HybrIK's 9 smpl.* buffers."""
+    smpl = {"faces_tensor": (13776, 3), "v_template": (6890, 3), "shapedirs": (6890, 3, 10), "posedirs": (207, 20670),
+            "J_regressor": (24, 6890), "J_regressor_h36m": (17, 6890), "children_map": (29,), "parents": (29,),
+            "lbs_weights": (6890, 24)}
+    torch.save({**model.state_dict(), **{f"smpl.{k}": torch.zeros(v) for k, v in smpl.items()}}, path)
+
+
 @pytest.fixture(scope="module")
-def hybrik_files(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> HybrIKFiles:
-    """A random-init width-18 port saved as a plain state_dict, and its TorchScript-exported ONNX."""
+def hybrik_files(hybrik_model_files: Path, tmp_path_factory: pytest.TempPathFactory) -> HybrIKFiles:
+    """A random-init width-18 port built from HybrIK's model_files layout, saved like hybrik_hrnet.pth, and its
+    TorchScript-exported ONNX."""
+    assert sorted(p.name for p in hybrik_model_files.iterdir()) == [
+        "J_regressor_h36m.npy", "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl", "h36m_mean_beta.npy"]  # no SPIN file
     out = tmp_path_factory.mktemp("hybrik18")
     torch.manual_seed(0)
-    model = build_hybrik(data_root, width=WIDTH)
-    torch.save(model.state_dict(), out / "hybrik18.pth")
-    export_hybrik_onnx(model, out / "hybrik18.onnx", flip_test=False, exporter="torchscript")
-    return HybrIKFiles(model, out / "hybrik18.pth", out / "hybrik18.onnx")
+    model = build_hybrik(hybrik_model_files, width=WIDTH, mean_beta=True)
+    save_like_hybrik(model, out / "hybrik_hrnet18.pth")
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):  # deployment_hybrik.py on HybrIK's own folder and checkpoint layout
+        code = export_main(["--hybrik_model_files", str(hybrik_model_files), "--checkpoint", str(out / "hybrik_hrnet18.pth"),
+                            "--width", str(WIDTH), "--no-flip_test", "--latency_repeats", "0",
+                            "--deployment", str(out / "hybrik18.onnx")])
+    assert code == 0, buffer.getvalue()
+    return HybrIKFiles(model, out / "hybrik_hrnet18.pth", out / "hybrik18.onnx", hybrik_model_files, buffer.getvalue())
 
 
 def _load(path: Path) -> dict[str, np.ndarray]:
@@ -90,7 +117,7 @@ def both_paths(clip: Clip, hybrik_files: HybrIKFiles, tiny_setup,
     out = tmp_path_factory.mktemp("both")
     common = ["--frames", clip.folder, "--boxes", clip.boxes, "--checkpoint_file", tiny_setup.checkpoint]
     assert _run(["--hybrik_checkpoint", hybrik_files.checkpoint, "--hybrik_width", WIDTH, "--no-hybrik_flip",
-                 *common, "--out", out / "torch.npz"]) == 0
+                 "--hybrik_model_files", hybrik_files.model_files, *common, "--out", out / "torch.npz"]) == 0
     assert _run(["--hybrik_onnx", hybrik_files.onnx, *common, "--out", out / "onnx.npz"]) == 0
     return {"torch": _load(out / "torch.npz"), "onnx": _load(out / "onnx.npz")}
 
@@ -114,6 +141,42 @@ def test_checkpoint_path_runs_the_port_on_the_frames(both_paths, clip: Clip, hyb
     np.testing.assert_allclose(r["focal_px"], FOCAL_CROP_PX / CROP_PX * side, rtol=1e-6)
     settings = json.loads(str(r["settings"]))
     assert settings["hybrik"] == str(hybrik_files.checkpoint) and settings["boxes"] == str(clip.boxes)
+
+
+def test_deployment_hybrik_runs_on_hybriks_files(hybrik_files: HybrIKFiles) -> None:
+    """deployment_hybrik.py exported (fixture) from HybrIK's model_files and checkpoint layout as they are; its
+    verification prints every output's max difference at N=1 and N=3, and the export time."""
+    printed = hybrik_files.export_stdout
+    assert "with the torchscript exporter" in printed  # the default
+    assert re.search(r"in \d+\.\d s with the torchscript exporter", printed)
+    table = {line.split()[0]: line.split()[1:] for line in printed.splitlines() if line.startswith("  pred_")
+             or line.startswith("  cam_") or line.startswith("  transl")}
+    assert set(table) == set(EXPORT_OUTPUT_NAMES)
+    for name, (n1, n3, tolerance, verdict) in table.items():
+        assert verdict == "ok" and float(n1) <= float(tolerance) and float(n3) <= float(tolerance), name
+
+
+def test_square_boxes_and_ready_crops_give_the_tight_box_result(both_paths, clip: Clip, hybrik_files: HybrIKFiles,
+                                                                 tiny_setup, tmp_path: Path) -> None:
+    """--boxes of HybrIK's square crop boxes (--box_kind square) and --crops (the HybrIK ONNX's inputs in an
+    npz, no frames) give what the tight boxes gave."""
+    crops, square, center = hybrik_batch(clip.images, np.load(clip.boxes))  # independent: the tight-box transform
+    np.save(tmp_path / "square.npy", square)
+    np.savez(tmp_path / "crops.npz", input_image=crops, bbox=square, image_center=center)
+    ckpt = ["--checkpoint_file", tiny_setup.checkpoint]
+    assert _run(["--hybrik_onnx", hybrik_files.onnx, "--frames", clip.folder, "--boxes", tmp_path / "square.npy",
+                 "--box_kind", "square", *ckpt, "--out", tmp_path / "square.npz"]) == 0
+    assert _run(["--hybrik_onnx", hybrik_files.onnx, "--crops", tmp_path / "crops.npz", *ckpt,
+                 "--out", tmp_path / "crops.npz.out.npz"]) == 0
+    reference = both_paths["onnx"]
+    for name, tol in (("square.npz", 1e-4), ("crops.npz.out.npz", 1e-6)):
+        r = _load(tmp_path / name)
+        np.testing.assert_allclose(r["input_rot_mat"], reference["input_rot_mat"], atol=tol, err_msg=name)
+        np.testing.assert_allclose(r["input_transl"], reference["input_transl"], atol=tol, err_msg=name)
+        np.testing.assert_allclose(r["focal_px"], reference["focal_px"], rtol=1e-6, err_msg=name)
+        np.testing.assert_array_equal(r["image_size"], reference["image_size"])
+    settings = json.loads(str(_load(tmp_path / "crops.npz.out.npz")["settings"]))
+    assert settings["box_kind"] == "square" and "crops.npz" in settings["boxes"]
 
 
 def test_checkpoint_and_onnx_paths_agree(both_paths) -> None:
@@ -191,6 +254,13 @@ def test_user_errors_are_one_line_exit_2(clip: Clip, hybrik_files: HybrIKFiles, 
          "apply to --hybrik_checkpoint only"),
         (["--hybrik_checkpoint", hybrik_files.checkpoint, "--frames", clip.folder, *ckpt, *out],
          "tensor(s) with another shape"),  # width 48 by default: the file is a width-18 port
+        (["--hybrik_checkpoint", hybrik_files.checkpoint, "--hybrik_width", 18, "--frames", clip.folder,
+          "--hybrik_model_files", tmp_path, *ckpt, *out], "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl"),
+        (["--hybrik_onnx", hybrik_files.onnx, "--frames", clip.folder, "--box_kind", "square", *ckpt, *out],
+         "--box_kind square describes --boxes"),
+        (["--hybrik_onnx", hybrik_files.onnx, "--frames", clip.folder, "--boxes", clip.boxes, "--box_kind", "square",
+          *ckpt, *out], "not square"),
+        (["--hybrik_onnx", hybrik_files.onnx, "--crops", tmp_path / "clip.mp4", *ckpt, *out], "cannot read crops"),
     ]
     for argv, message in cases:
         assert _run(argv) == 2, message

@@ -15,8 +15,10 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize("script, flags", [
     ("deployment/deployment_mesh.py", ["--config", "--hyper_cfg", "--hyper_relation_bias", "--version", "--evaluate",
                                        "--deployment"]),
+    ("deployment/deployment_hybrik.py", ["--hybrik_model_files", "--data_root", "--checkpoint", "--exporter",
+                                         "torchscript", "dynamo", "--deployment"]),
     ("deployment/infer_mesh.py", ["--hybrik", "--hybrik_onnx", "--hybrik_checkpoint", "--frames", "--boxes",
-                                  "--keypoints2d",
+                                  "--keypoints2d", "--crops", "--box_kind", "--hybrik_model_files",
                                   "--checkpoint_file", "--evaluate", "--onnx", "--render", "--out"]),
 ])
 def test_script_help_lists_the_documented_flags(script: str, flags: list[str]) -> None:

@@ -19,7 +19,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from lib.body.smpl import HYBRIK_H36M_REGRESSOR_FILE, BodyModel, load_joint_regressor
-from lib.hybrik.model import DEPTH_DIM, HybrIKCam, rest_skeleton
+from lib.hybrik.model import DEPTH_DIM, HybrIKCam
+from lib.hybrik.smpl_layer import HybrIKSMPL, rest_skeleton
 
 TEST_WIDTH = 18    # HRNet width of the test network (HybrIK: 48)
 TEST_CROP = 64     # crop side of the test inputs (HybrIK: 256); heatmaps are CROP / 4
@@ -69,6 +70,12 @@ def skeleton_prior(rest: np.ndarray, size: int, depth: int = DEPTH_DIM) -> Tenso
 @pytest.fixture(scope="session")
 def body(smpl_root: Path) -> BodyModel:
     return BodyModel(smpl_root).eval()
+
+
+@pytest.fixture(scope="session")
+def hybrik_smpl(hybrik_model_files: Path) -> HybrIKSMPL:
+    """HybrIK's SMPL layer read from HybrIK's model_files layout (the same SMPL stand-in as ``body``)."""
+    return HybrIKSMPL.from_model_files(hybrik_model_files).eval()
 
 
 @pytest.fixture(scope="session")

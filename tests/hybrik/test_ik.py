@@ -3,6 +3,10 @@
 * Kabsch by Horn's method == the SVD solution with HybrIK's determinant fix;
 * the full IK == a loop-per-joint numpy re-implementation of HybrIK's algorithm (SVD pelvis, 15 mm rule);
 * round trip: SMPL joints of known poses plus their true twist angles give the poses back.
+
+The reference and round-trip cases run twice: through ``hybrik_ik`` and through the public inverse pass
+``HybrIKSMPL.hybrik(pose_skeleton, betas, phis)`` (HybrIK's ``smpl.hybrik``, its documented signature),
+whose joints, mesh and H36M joints are checked against numpy forward kinematics and LBS as well.
 """
 
 from __future__ import annotations
@@ -13,15 +17,16 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from lib.body.joint_names import SMPL_PARENTS
-from lib.body.smpl import BodyModel
+from lib.body.smpl import BodyModel, load_smpl_arrays
 from lib.hybrik.ik import forward_kinematics, hybrik_ik, kabsch_rotation, swing_rotation
-from lib.hybrik.model import rest_skeleton
+from lib.hybrik.smpl_layer import HybrIKSMPL, rest_skeleton
 
 # Independent copies of HybrIK's tree (SMPL.py): leaves 24..28 hang from 15, 22, 23, 10, 11.
 PARENTS_29 = SMPL_PARENTS + (15, 22, 23, 10, 11)
 CHILD = {p: min(c for c, q in enumerate(PARENTS_29) if q == p) for p in range(1, 24)}
 ROUND_TRIP_TOL_RAD = 1e-4
 TWIST_AXIS_FLOOR = 1e-300
+ENTRIES = ("hybrik_ik", "public")  # the low-level IK, and HybrIKSMPL.hybrik
 
 
 def kabsch_svd(rest: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -110,6 +115,36 @@ def angle_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.linalg.norm(Rotation.from_matrix(rel).as_rotvec(), axis=-1).reshape(a.shape[:-2])
 
 
+def numpy_lbs(arrays: dict[str, np.ndarray], rot: np.ndarray, betas: np.ndarray) -> np.ndarray:
+    """SMPL vertices (B, 6890, 3) m from the published equations in numpy (root joint at its rest position)."""
+    v_shaped = arrays["v_template"] + np.einsum("vcl,bl->bvc", arrays["shapedirs"], betas)
+    rest = np.einsum("jv,bvc->bjc", arrays["J_regressor"], v_shaped)
+    pose_feature = (rot[:, 1:] - np.eye(3)).reshape(len(rot), -1)
+    v_posed = v_shaped + np.einsum("vck,bk->bvc", arrays["posedirs"], pose_feature)
+    world = np.zeros_like(rot)
+    pos = np.zeros_like(rest)
+    world[:, 0], pos[:, 0] = rot[:, 0], rest[:, 0]
+    for j in range(1, 24):
+        p = SMPL_PARENTS[j]
+        world[:, j] = world[:, p] @ rot[:, j]
+        pos[:, j] = pos[:, p] + np.einsum("bij,bj->bi", world[:, p], rest[:, j] - rest[:, p])
+    shift = pos - np.einsum("bjik,bjk->bji", world, rest)  # x -> R_j x + shift_j
+    transform = np.einsum("vj,bjik->bvik", arrays["weights"], world)
+    return np.einsum("bvik,bvk->bvi", transform, v_posed) + np.einsum("vj,bji->bvi", arrays["weights"], shift)
+
+
+def solve(entry: str, smpl: HybrIKSMPL, joints: np.ndarray, phis: np.ndarray, rest: np.ndarray,
+          betas: np.ndarray, naive: bool = False) -> np.ndarray:
+    """(B, 24, 3, 3) rotations from the low-level IK or from the public inverse pass (float32 inputs)."""
+    j, p = torch.from_numpy(joints).float(), torch.from_numpy(phis).float()
+    if entry == "hybrik_ik":
+        return hybrik_ik(j, p, torch.from_numpy(rest).float(), naive=naive).double().numpy()
+    with torch.no_grad():
+        out = smpl.hybrik(j.reshape(len(j), 87), torch.from_numpy(betas).float(), p, naive=naive)  # (B, 87) as HybrIK
+    assert np.abs(smpl.rest_skeleton(torch.from_numpy(betas).float()).double().numpy() - rest).max() < 1e-5
+    return out.rot_mats.double().numpy()
+
+
 def test_kabsch_equals_svd_reference() -> None:
     rng = np.random.default_rng(0)
     rest, target = rng.normal(size=(500, 3, 3)), rng.normal(size=(500, 3, 3))
@@ -153,9 +188,10 @@ def _random_skeletons(body: BodyModel, batch: int, seed: int) -> tuple[np.ndarra
     return betas, rest, rot
 
 
-def test_ik_equals_loop_reference_with_svd(body: BodyModel) -> None:
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_ik_equals_loop_reference_with_svd(body: BodyModel, hybrik_smpl: HybrIKSMPL, entry: str) -> None:
     """Inconsistent bone lengths (noise 1..40 mm per joint) exercise both sides of the 15 mm rule."""
-    _, rest, rot = _random_skeletons(body, 24, seed=3)
+    betas, rest, rot = _random_skeletons(body, 24, seed=3)
     rng = np.random.default_rng(4)
     noise = rng.normal(size=(24, 29, 3)) * np.linspace(0.001, 0.04, 24)[:, None, None]
     joints = fk_29(rot, rest) + noise
@@ -163,19 +199,23 @@ def test_ik_equals_loop_reference_with_svd(body: BodyModel) -> None:
     phis = rng.normal(size=(24, 23, 2))
     expected, replaced = reference_ik(joints, phis, rest)
     assert 0 < replaced < 24 * 23  # both branches of the rule were taken
-    got = hybrik_ik(torch.from_numpy(joints), torch.from_numpy(phis), torch.from_numpy(rest)).numpy()
-    assert np.abs(got - expected).max() < 1e-8
-    got32 = hybrik_ik(*(torch.from_numpy(a).float() for a in (joints, phis, rest))).double().numpy()
+    if entry == "hybrik_ik":
+        got = hybrik_ik(torch.from_numpy(joints), torch.from_numpy(phis), torch.from_numpy(rest)).numpy()
+        assert np.abs(got - expected).max() < 1e-8
+    got32 = solve(entry, hybrik_smpl, joints, phis, rest, betas)
     assert np.abs(got32 - expected).max() < 1e-3  # float32; the 15 mm decision may not flip for these inputs
+    naive = solve(entry, hybrik_smpl, joints, phis, rest, betas, naive=True)
+    low_level = hybrik_ik(*(torch.from_numpy(a).float() for a in (joints, phis, rest)), naive=True).double().numpy()
+    assert np.abs(naive - low_level).max() < 1e-6 and np.abs(naive - expected).max() > 1e-2  # the other path
 
 
-def _round_trip(body: BodyModel, betas: np.ndarray, rest: np.ndarray, rot: np.ndarray, naive: bool) -> float:
+def _round_trip(body: BodyModel, betas: np.ndarray, rest: np.ndarray, rot: np.ndarray, naive: bool,
+                entry: str = "hybrik_ik", smpl: HybrIKSMPL | None = None) -> float:
     joints = fk_29(rot, rest)
     smpl_joints = body(torch.from_numpy(rot).float(), torch.from_numpy(betas)).joints.double().numpy()
     assert np.abs(smpl_joints - joints[:, :24]).max() < 1e-5  # the test's FK is SMPL's
     phis = true_twist(rot, rest)
-    inputs = [torch.from_numpy(a).float() for a in (joints - joints[:, :1], phis, rest)]
-    got = hybrik_ik(*inputs, naive=naive).double().numpy()
+    got = solve(entry, smpl, joints - joints[:, :1], phis, rest, betas, naive=naive)
     err = angle_error(got, rot)
     assert err.max() < ROUND_TRIP_TOL_RAD, f"max {err.max():.2e} rad at {np.unravel_index(err.argmax(), err.shape)}"
     verts_true = body(torch.from_numpy(rot).float(), torch.from_numpy(betas)).vertices
@@ -184,13 +224,15 @@ def _round_trip(body: BodyModel, betas: np.ndarray, rest: np.ndarray, rot: np.nd
     return float(err.max())
 
 
+@pytest.mark.parametrize("entry", ENTRIES)
 @pytest.mark.parametrize("naive", [False, True])
-def test_round_trip_random_poses(body: BodyModel, naive: bool) -> None:
+def test_round_trip_random_poses(body: BodyModel, hybrik_smpl: HybrIKSMPL, naive: bool, entry: str) -> None:
     betas, rest, rot = _random_skeletons(body, 32, seed=5)
-    _round_trip(body, betas, rest, rot, naive)
+    _round_trip(body, betas, rest, rot, naive, entry, hybrik_smpl)
 
 
-def test_round_trip_near_singular_poses(body: BodyModel) -> None:
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_round_trip_near_singular_poses(body: BodyModel, hybrik_smpl: HybrIKSMPL, entry: str) -> None:
     """Straight limbs (exactly and within 1e-6 rad), elbows / knees / spine bent to 3 rad, twists near pi."""
     betas, rest, _ = _random_skeletons(body, 12, seed=6)
     rng = np.random.default_rng(7)
@@ -207,7 +249,34 @@ def test_round_trip_near_singular_poses(body: BodyModel) -> None:
     aa[8:] = rng.normal(size=(4, 24, 3)) * 1.0
     aa[8:, 0] = rng.normal(size=(4, 3)) * 2.0  # any global orientation
     rot = Rotation.from_rotvec(aa.reshape(-1, 3)).as_matrix().reshape(12, 24, 3, 3)
-    _round_trip(body, betas, rest, rot, naive=False)
+    _round_trip(body, betas, rest, rot, naive=False, entry=entry, smpl=hybrik_smpl)
+
+
+@pytest.mark.parametrize("with_transl", [False, True])
+def test_public_inverse_pass_outputs(body: BodyModel, hybrik_smpl: HybrIKSMPL, hybrik_model_files,
+                                     with_transl: bool) -> None:
+    """Joints, mesh and H36M joints of HybrIKSMPL.hybrik against numpy FK / LBS / HybrIK's regressor, in
+    HybrIK's frames: centred on the SMPL root / H36M pelvis without transl, raw SMPL + transl with it."""
+    betas, rest, rot = _random_skeletons(body, 6, seed=11)
+    joints = fk_29(rot, rest)
+    transl = np.random.default_rng(12).normal(size=(6, 3)) + [0, 0, 4]
+    with torch.no_grad():
+        out = hybrik_smpl.hybrik(torch.from_numpy(joints - joints[:, :1]).float(), torch.from_numpy(betas),
+                                 torch.from_numpy(true_twist(rot, rest)).float(),
+                                 transl=torch.from_numpy(transl).float() if with_transl else None)
+    arrays = load_smpl_arrays(hybrik_model_files)  # basicModel_neutral_lbs_10_207_0_v1.0.0.pkl
+    regressor = np.load(hybrik_model_files / "J_regressor_h36m.npy")
+    verts = numpy_lbs(arrays, rot, betas.astype(np.float64))
+    h36m = np.einsum("jv,bvc->bjc", regressor, verts)
+    smpl_joints = joints[:, :24]
+    if with_transl:
+        verts, h36m, smpl_joints = (a + transl[:, None] for a in (verts, h36m, smpl_joints))
+    else:
+        verts, h36m, smpl_joints = verts - h36m[:, :1], h36m - h36m[:, :1], smpl_joints - smpl_joints[:, :1]
+    assert out.rot_mats.shape == (6, 24, 3, 3) and angle_error(out.rot_mats.double().numpy(), rot).max() < 1e-4
+    assert np.abs(out.joints.double().numpy() - smpl_joints).max() < 1e-5  # m
+    assert np.abs(out.vertices.double().numpy() - verts).max() < 1e-4  # m
+    assert np.abs(out.joints_from_verts.double().numpy() - h36m).max() < 1e-4  # m
 
 
 def test_zero_length_rest_bone_gives_no_nan(body: BodyModel) -> None:

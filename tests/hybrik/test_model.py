@@ -21,10 +21,11 @@ from lib.hybrik.model import (
     flip_heatmap_logits,
     flip_twist,
     heatmap_softmax,
+    build_hybrik,
     load_mean_beta,
-    rest_skeleton,
     soft_argmax_3d,
 )
+from lib.hybrik.smpl_layer import rest_skeleton
 
 PAIRS_29 = ((1, 2), (4, 5), (7, 8), (10, 11), (13, 14), (16, 17), (18, 19), (20, 21), (22, 23), (25, 26), (27, 28))
 PAIRS_TWIST = tuple((a - 1, b - 1) for a, b in PAIRS_29[:9])
@@ -205,3 +206,32 @@ def test_missing_mean_beta_is_one_line_asset_error(tmp_path: Path) -> None:
     assert "h36m_mean_beta.npy" in str(err.value) and "\n" not in str(err.value)
     np.save(tmp_path / "h36m_mean_beta.npy", np.arange(10.0))
     assert np.array_equal(load_mean_beta(tmp_path), np.arange(10.0, dtype=np.float32))
+
+
+def test_build_hybrik_reads_hybriks_model_files_as_they_are(hybrik_model_files: Path, smpl_root: Path) -> None:
+    """HybrIK's folder (original SMPL name, J_regressor_h36m.npy, h36m_mean_beta.npy; no SPIN file) builds
+    the network with HybrIK's regressor and mean betas, on the same SMPL arrays as the renamed file."""
+    model = build_hybrik(hybrik_model_files, width=18, mean_beta=True)
+    np.testing.assert_array_equal(model.init_shape.numpy(),
+                                  np.load(hybrik_model_files / "h36m_mean_beta.npy").astype(np.float32))
+    np.testing.assert_array_equal(model.smpl.j_regressor_h36m.numpy(),
+                                  np.load(hybrik_model_files / "J_regressor_h36m.npy").astype(np.float32))
+    reference = load_smpl_arrays(smpl_root / "SMPL_NEUTRAL.pkl")
+    np.testing.assert_array_equal(model.smpl.body.v_template.numpy(), reference["v_template"].astype(np.float32))
+
+
+@pytest.mark.parametrize("missing, fragments", [
+    ("J_regressor_h36m.npy", ("J_regressor_h36m.npy", "not found", "HybrIK's model_files/", "--hybrik_model_files")),
+    ("basicModel_neutral_lbs_10_207_0_v1.0.0.pkl", ("SMPL model not found", "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl",
+                                                    "HybrIK's model_files/", "smplify.is.tue.mpg.de")),
+    ("h36m_mean_beta.npy", ("h36m_mean_beta.npy", "HybrIK's model_files/", "--hybrik_model_files")),
+])
+def test_missing_model_file_is_named_with_its_source(hybrik_model_files: Path, tmp_path: Path, missing: str,
+                                                     fragments: tuple[str, ...]) -> None:
+    for path in hybrik_model_files.iterdir():
+        if path.name != missing:
+            (tmp_path / path.name).symlink_to(path)
+    with pytest.raises(AssetError) as err:
+        build_hybrik(tmp_path, width=18, mean_beta=True)
+    message = str(err.value)
+    assert "\n" not in message and all(f in message for f in fragments), message

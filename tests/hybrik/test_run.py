@@ -77,3 +77,36 @@ def test_frame_and_box_counts_must_match(hybrik18: HybrIKCam) -> None:
         hybrik_predict(frames, boxes[:2], hybrik18, flip_test=False, batch_size=8)
     with pytest.raises(DataError, match="2 frames but 3 boxes"):
         hybrik_predict(frames[:2], boxes, hybrik18, flip_test=False, batch_size=8)
+
+
+def test_square_boxes_and_ready_crops_give_the_frames_result(hybrik18: HybrIKCam) -> None:
+    """The three inputs of the same frames agree: tight boxes; HybrIK's square boxes (res.pk 'bbox');
+    HybrIK's normalised crops with their square boxes and the frame sizes."""
+    frames, boxes = _frames()
+    tight = hybrik_predict(frames, boxes, hybrik18, flip_test=False)
+    crops, square, _ = hybrik_batch(frames, boxes)  # independent: the tight-box transform, batched
+    from_square = hybrik_predict(frames, tight["bbox"], hybrik18, inputs="square_boxes", flip_test=False)
+    sizes = np.array([f.shape[1::-1] for f in frames])
+    from_crops = hybrik_predict(list(crops), square, hybrik18, inputs="crops", image_sizes=sizes, flip_test=False)
+    for res in (from_square, from_crops):
+        assert set(res) == set(tight)
+        np.testing.assert_allclose(res["bbox"], square, rtol=1e-6)
+        np.testing.assert_array_equal(res["width"], tight["width"])
+        np.testing.assert_array_equal(res["height"], tight["height"])
+        for key in ("pred_thetas", "pred_betas", "transl", "pred_uvd", "pred_xyz_17"):
+            np.testing.assert_allclose(res[key], tight[key], atol=1e-4, err_msg=key)
+    np.testing.assert_array_equal(from_crops["pred_thetas"], tight["pred_thetas"])  # the very same crops
+
+
+def test_input_kinds_refuse_what_does_not_fit(hybrik18: HybrIKCam) -> None:
+    frames, boxes = _frames()
+    with pytest.raises(DataError, match=r"frame 0: box .* not square.*inputs='frames'"):
+        hybrik_predict(frames, boxes, hybrik18, inputs="square_boxes")
+    crops, square, _ = hybrik_batch(frames, boxes)
+    with pytest.raises(DataError, match=r"needs image_sizes.*\(3, 2\)"):
+        hybrik_predict(list(crops), square, hybrik18, inputs="crops")
+    raw = [np.full((256, 256, 3), 200, dtype=np.uint8)] * 3  # pixels, not HybrIK's normalised values
+    with pytest.raises(DataError, match="ran on no frame.*normalised input"):
+        hybrik_predict(raw, square, hybrik18, inputs="crops", image_sizes=np.full((3, 2), 160))
+    with pytest.raises(DataError, match="inputs='tight'"):
+        hybrik_predict(frames, boxes, hybrik18, inputs="tight")
