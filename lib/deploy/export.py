@@ -253,7 +253,7 @@ def measure_latency(model: MeshRefiner, path: str | Path, shapes: Sequence[tuple
     torch_ms = []
     try:  # PyTorch first, before any onnxruntime thread pool exists (its spinning threads would compete)
         wrapper = MeshRefinerForExport(model.eval()).eval()
-        with torch.no_grad():
+        with torch.inference_mode():  # how inference is run in PyTorch (no autograd bookkeeping at all)
             for x in inputs:
                 tensors = tuple(torch.from_numpy(x[k]) for k in EXPORT_INPUT_NAMES)
                 torch_ms.append(median_ms(lambda: wrapper(*tensors), repeats))
