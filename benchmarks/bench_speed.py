@@ -14,7 +14,12 @@
    split repeated 1x, 2x, 4x (sequences copied under new names), each in a fresh subprocess:
    frames/s and peak resident memory, total and above the resident size before the evaluation.
 3. **Inference latency** of a default-size model (random weights) per call at (N, T) = (1, 16), (8, 16),
-   (1, 243): PyTorch eager and onnxruntime, 2 intra-op threads each (``lib.deploy.export``).
+   (1, 243): PyTorch eager and onnxruntime, 2 intra-op threads each, in this one process
+   (``lib.deploy.export.measure_latency``: median of ``--repeats`` after a warm-up); the ratio eager /
+   onnxruntime is the figure. Next to it, where the time goes (``benchmarks.refiner_profile``): FLOPs
+   per part and the FLOP floor (FLOPs / this CPU's 1024 x 1024 sgemm rate on the same threads), and
+   onnxruntime's own profiler by node type and by part at (1, 16) and (8, 16). The load average is
+   printed before and after: compare ratios, and rerun when it is above 1.5.
 
 Writes ``speed.json`` and ``speed.md`` under ``--out`` (``--quick``: ``--out``/quick). Run on a quiet
 machine: every number is wall time.
@@ -44,6 +49,8 @@ log = logging.getLogger("benchmarks.speed")
 DATASET = "pw3d"
 STAGES = ("data", "network", "smpl_pred", "smpl_gt", "loss", "backward", "optimizer")
 LATENCY_SHAPES = ((1, 16), (8, 16), (1, 243))
+PROFILE_SHAPES = ((1, 16), (8, 16))  # onnxruntime's profiler
+TOP_NODE_TYPES = 8  # per profiled shape
 EVAL_FACTORS = (1, 2, 4)
 PARTS = ("train", "eval", "latency")
 RESULT_MARKER = "BENCH_RESULT "  # the eval worker's last stdout line: marker + JSON
@@ -284,8 +291,9 @@ def bench_evaluation(config: Path, args: argparse.Namespace) -> list[dict[str, A
 # ------------------------------------------------------------------------------------------- latency
 
 def bench_latency(config: Path, args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    """Export a random-weight model with ``lib.deploy.export`` and time eager PyTorch vs onnxruntime."""
-    from lib.deploy.export import export_metadata, export_onnx, measure_latency
+    """Export a random-weight model with ``lib.deploy.export``, time eager PyTorch vs onnxruntime, profile."""
+    from benchmarks import refiner_profile
+    from lib.deploy.export import export_metadata, export_onnx, measure_latency, realistic_inputs
     from lib.model.checkpoint import model_signature
 
     for noisy in ("onnx_ir", "onnxscript"):  # one INFO line per rewritten node / deduplicated initializer
@@ -298,13 +306,56 @@ def bench_latency(config: Path, args: argparse.Namespace, out: Path) -> dict[str
                                signature=model_signature(task_cfg, hyper_cfg, options))
     info = export_onnx(model, out / common.RUNS_DIR / "speed_refiner.onnx", metadata, clip_len=task_cfg.clip_len)
     repeats = args.repeats or (2 if args.quick else 20)
+    load_before = common.load_average()
+    sgemm = refiner_profile.sgemm_gflops(args.threads)
     rows = measure_latency(model, info.path, shapes, threads=args.threads, repeats=repeats)
+    load_after = common.load_average()
+    inputs = {shape: realistic_inputs(*shape, model.in_channels, seed=2) for shape in shapes}
+    flops = {shape: refiner_profile.flops_per_part(model, inputs[shape]) for shape in shapes}
+    profiles = {f"({n}, {t})": refiner_profile.ort_profile(info.path, inputs[(n, t)], args.threads, repeats)
+                for n, t in PROFILE_SHAPES if (n, t) in inputs}
     return {"config": str(config), "dim_rep": task_cfg.dim_rep, "depth": task_cfg.depth, "weights": "random",
             "threads": args.threads, "repeats": repeats, "export_seconds": info.seconds,
-            "onnx_mb": info.size_bytes / 1e6, "opset": info.opset,
+            "onnx_mb": info.size_bytes / 1e6, "opset": info.opset, "sgemm_gflops": sgemm,
+            "load_average_before": load_before, "load_average_after": load_after,
             "shapes": [{"n": r.n, "t": r.t, "torch_ms": r.torch_ms, "onnxruntime_ms": r.onnxruntime_ms,
-                        "torch_ms_per_clip": r.torch_ms / r.n, "onnxruntime_ms_per_clip": r.onnxruntime_ms / r.n}
-                       for r in rows]}
+                        "torch_ms_per_clip": r.torch_ms / r.n, "onnxruntime_ms_per_clip": r.onnxruntime_ms / r.n,
+                        "speedup": r.torch_ms / r.onnxruntime_ms, "gflop": sum(flops[(r.n, r.t)].values()) / 1e9,
+                        "flop_floor_ms": sum(flops[(r.n, r.t)].values()) / 1e9 / sgemm * 1e3,
+                        "gflop_per_part": {k: v / 1e9 for k, v in flops[(r.n, r.t)].items()}}
+                       for r in rows],
+            "onnxruntime_profile": profiles}
+
+
+def latency_tables(lat: dict[str, Any]) -> list[tuple[str, list[str], list[list[Any]]]]:
+    """(title, headers, rows) of the latency, the parts and the node types."""
+    headers = ["(N, T)", "PyTorch eager ms", "onnxruntime ms", "ORT speed-up", "GFLOP", "FLOP floor ms",
+               "ORT / floor", "eager / floor"]
+    rows = [[f"({r['n']}, {r['t']})", r["torch_ms"], r["onnxruntime_ms"], f"{r['speedup']:.2f}x", r["gflop"],
+             r["flop_floor_ms"], f"{r['onnxruntime_ms'] / r['flop_floor_ms']:.2f}x",
+             f"{r['torch_ms'] / r['flop_floor_ms']:.2f}x"] for r in lat["shapes"]]
+    tables = [(f"Inference latency (model {lat['dim_rep']}x{lat['depth']}, random weights, {lat['threads']} threads, "
+               f"median of {lat['repeats']}, eager and onnxruntime in one process; outputs include the SMPL mesh; "
+               f"sgemm {lat['sgemm_gflops']:.0f} GFLOP/s; load average {lat['load_average_before']} before, "
+               f"{lat['load_average_after']} after)", headers, rows)]
+    profiles = lat.get("onnxruntime_profile", {})
+    first = lat["shapes"][0]
+    flops_total = sum(first["gflop_per_part"].values())
+    headers = ["part", f"GFLOP ({first['n']}, {first['t']})", "FLOP share",
+               *(f"ORT time share {shape}" for shape in profiles)]
+    rows = [[part, gflop, f"{100 * gflop / flops_total:.1f} %",
+             *(f"{100 * p['by_part_ms'][part] / max(p['kernel_ms'], 1e-9):.1f} %" for p in profiles.values())]
+            for part, gflop in first["gflop_per_part"].items()]
+    tables.append(("Where the time goes: FLOPs per part (torch.utils.flop_counter: products only) and onnxruntime's "
+                   "profiler per part", headers, rows))
+    ops = list(dict.fromkeys(op for p in profiles.values() for op in list(p["by_op_ms"])[:TOP_NODE_TYPES]))
+    headers = ["node type", *(f"{label} {shape}" for shape in profiles for label in ("ms", "share"))]
+    rows = [[op, *(value for p in profiles.values() for value in
+                   (p["by_op_ms"].get(op, 0.0), f"{100 * p['by_op_ms'].get(op, 0.0) / max(p['kernel_ms'], 1e-9):.1f} %"))]
+            for op in ops]
+    tables.append(("onnxruntime's profiler: top node types (kernel ms per call; "
+                   + ", ".join(f"{shape}: {p['nodes']} nodes" for shape, p in profiles.items()) + ")", headers, rows))
+    return tables
 
 
 # -------------------------------------------------------------------------------------------- report
@@ -331,14 +382,9 @@ def tables(result: dict[str, Any]) -> tuple[str, str]:
         text += [title, common.text_table(headers, rows, ".1f"), ""]
         md += [f"**{title}**", "", common.markdown_table(headers, rows, ".1f"), ""]
     if "latency" in result:
-        lat = result["latency"]
-        headers = ["(N, T)", "PyTorch eager ms", "onnxruntime ms", "PyTorch ms/clip", "onnxruntime ms/clip"]
-        rows = [[f"({r['n']}, {r['t']})", r["torch_ms"], r["onnxruntime_ms"], r["torch_ms_per_clip"],
-                 r["onnxruntime_ms_per_clip"]] for r in lat["shapes"]]
-        title = (f"Inference latency (model {lat['dim_rep']}x{lat['depth']}, random weights, {lat['threads']} "
-                 f"threads, median of {lat['repeats']}; outputs include the SMPL mesh)")
-        text += [title, common.text_table(headers, rows, ".1f"), ""]
-        md += [f"**{title}**", "", common.markdown_table(headers, rows, ".1f"), ""]
+        for title, headers, rows in latency_tables(result["latency"]):
+            text += [title, common.text_table(headers, rows, ".1f"), ""]
+            md += [f"**{title}**", "", common.markdown_table(headers, rows, ".1f"), ""]
     machine = f"machine: {common.machine_line(result['machine'])}"
     return "\n".join(text + [machine]), "\n".join(md + [f"Machine: {common.machine_line(result['machine'])}.", ""])
 

@@ -148,13 +148,18 @@ def _git_commit() -> str | None:
     return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages, rounded (None where the OS has none)."""
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
 def machine_info() -> dict[str, Any]:
     """CPU model, cores, load, library versions and threads: what the timings depend on."""
     info: dict[str, Any] = {
         "cpu_model": _cpu_model(),
         "logical_cores": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "load_average_1_5_15min": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "load_average_1_5_15min": load_average(),
         "platform": platform.platform(),
         "python": sys.version.split()[0],
         "torch": torch.__version__,

@@ -41,6 +41,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import smplx
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lib.body.joint_names import (
@@ -387,13 +388,36 @@ def _model_path(data_root: str | os.PathLike, model_file: str | os.PathLike | No
     return model if model.is_absolute() else root / model
 
 
+def kinematic_levels(parents: tuple[int, ...]) -> tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]:
+    """The kinematic tree cut into levels of equal depth, root first.
+
+    Args:
+        parents: parent of each joint, -1 for the root (SMPL's ``SMPL_PARENTS``).
+    Returns:
+        one ``(joints, parent_slots)`` per depth d >= 1: the joints at depth d and, for each, the index of
+        its parent among the joints of depth d - 1 (the root level ``((0,), ())`` comes first). Every
+        level is one batched product in ``BodyModel``'s kinematic chain instead of one per joint.
+    """
+    depth = [0] * len(parents)
+    for joint, parent in enumerate(parents):
+        if parent >= joint and parent != -1:
+            raise ValueError(f"parents must be listed before their children; joint {joint} has parent {parent}")
+        depth[joint] = 0 if parent == -1 else depth[parent] + 1
+    levels = [tuple(j for j, d in enumerate(depth) if d == level) for level in range(max(depth) + 1)]
+    slots = [()] + [tuple(levels[d - 1].index(parents[j]) for j in levels[d]) for d in range(1, len(levels))]
+    return tuple(zip(levels, slots))
+
+
 class BodyModel(nn.Module):
     """SMPL (neutral, 10 betas) with our batched LBS; all SMPL arrays are non-persistent buffers.
 
     Buffers (float32 unless the module is cast): v_template (6890, 3) m, shapedirs (6890, 3, 10) m,
-    posedirs (207, 20670) m, lbs_weights (6890, 24), J_template (24, 3) m, J_shapedirs (24, 3, 10) m
-    (the rest joints as a linear function of betas: exact, since J_regressor is linear),
-    J_regressor_h36m (17, 6890) and J_regressor_extra (9, 6890) or None when its file is absent.
+    lbs_weights (6890, 24), J_template (24, 3) m, J_shapedirs (24, 3, 10) m (the rest joints as a
+    linear function of betas: exact, since J_regressor is linear), J_regressor_h36m (17, 6890) and
+    J_regressor_extra (9, 6890) or None when its file is absent. For the forward pass, in the layouts
+    it reads (component-major: x of every vertex, then y, then z): template_cm (3 * 6890,) m = the rest
+    mesh, blend_basis (217, 3 * 6890) m = the 10 shape blend shapes then the 207 pose blend shapes (one
+    matrix product gives the blended rest mesh), lbs_weights_t (24, 6890) and J_regressor_h36m_t (6890, 17).
 
     Args:
         data_root: folder holding the SMPL model (``SMPL_NEUTRAL.pkl`` or .npz, or SMPLify's original
@@ -429,18 +453,26 @@ class BodyModel(nn.Module):
         shapedirs = reference.shapedirs  # (V, 3, 10)
         j_regressor = reference.J_regressor  # (24, V)
         self.parents: tuple[int, ...] = tuple(int(p) for p in reference.parents.tolist())
+        self.levels = kinematic_levels(self.parents)
         self._faces = np.ascontiguousarray(reference.faces_tensor.numpy(), dtype=np.int64)
         self._faces.flags.writeable = False
 
+        n_vertices = SMPL_NUM_VERTICES
+        shape_basis = shapedirs.permute(2, 1, 0).reshape(SMPL_NUM_BETAS, 3 * n_vertices)  # (10, 3 * V)
+        pose_basis = reference.posedirs.reshape(NUM_POSE_BASIS, n_vertices, 3).transpose(1, 2)  # (207, 3, V)
         dtype = torch.get_default_dtype() if dtype is None else dtype
         buffers = {
             "v_template": v_template,
             "shapedirs": shapedirs,
-            "posedirs": reference.posedirs,  # (207, V * 3)
             "lbs_weights": reference.lbs_weights,  # (V, 24)
             "J_template": j_regressor @ v_template,  # (24, 3)
             "J_shapedirs": torch.einsum("jv,vcl->jcl", j_regressor, shapedirs),  # (24, 3, 10)
             "J_regressor_h36m": torch.from_numpy(h36m),  # (17, V)
+            # The same arrays in the layouts forward() multiplies with (precomputed once, float64).
+            "template_cm": v_template.T.reshape(3 * n_vertices),  # (3 * V,)
+            "blend_basis": torch.cat([shape_basis, pose_basis.reshape(NUM_POSE_BASIS, 3 * n_vertices)]),  # (217, 3V)
+            "lbs_weights_t": reference.lbs_weights.T,  # (24, V)
+            "J_regressor_h36m_t": torch.from_numpy(h36m).T,  # (V, 17)
         }
         for name, value in buffers.items():
             self.register_buffer(name, value.to(dtype).contiguous(), persistent=False)
@@ -463,41 +495,61 @@ class BodyModel(nn.Module):
         Returns:
             SMPLOutput(vertices (B, 6890, 3) m, joints (B, 24, 3) m), no translation applied.
         """
-        n_joints, n_vertices, n_betas = self.NUM_JOINTS, self.NUM_VERTICES, self.NUM_BETAS
-        # Shape blend shapes, and the rest joints they move (J_regressor folded into J_shapedirs).
-        shape_offsets = betas @ self.shapedirs.reshape(-1, n_betas).T  # (B, V * 3)
-        v_shaped = self.v_template + shape_offsets.reshape(-1, n_vertices, 3)  # (B, V, 3)
-        joint_offsets = betas @ self.J_shapedirs.reshape(-1, n_betas).T  # (B, 24 * 3)
-        joints = self.J_template + joint_offsets.reshape(-1, n_joints, 3)  # (B, 24, 3)
-        # Pose blend shapes, driven by (R - I) of the 23 non-root joints.
+        vertices, joints = self.skin(rot_mat, betas)
+        # Contiguous, so callers may .view() it like any other (B, V, 3) tensor.
+        return SMPLOutput(vertices=vertices.transpose(1, 2).contiguous(), joints=joints)
+
+    def skin(self, rot_mat: Tensor, betas: Tensor, scale: float = 1.0) -> tuple[Tensor, Tensor]:
+        """The LBS of ``forward``, with the vertices component-major and optionally scaled.
+
+        Args:
+            rot_mat: (B, 24, 3, 3) local joint rotations.
+            betas: (B, 10).
+            scale: multiplies the vertices (1000: millimetres) at no cost (it scales the 24 blended
+                transforms, not the 6890 vertices).
+        Returns:
+            vertices (B, 3, 6890) m * scale (x of every vertex, then y, then z), joints (B, 24, 3) m.
+        """
+        n_joints, n_vertices = self.NUM_JOINTS, self.NUM_VERTICES
+        # Shape and pose blend shapes in one product: [betas, (R - I) of the 23 non-root joints] @ basis.
         identity = torch.eye(3, dtype=rot_mat.dtype, device=rot_mat.device)
-        pose_feature = (rot_mat[:, 1:] - identity).reshape(-1, (n_joints - 1) * 9)  # (B, 207)
-        v_posed = v_shaped + (pose_feature @ self.posedirs).reshape(-1, n_vertices, 3)  # (B, V, 3)
+        pose_feature = (rot_mat[:, 1:] - identity).flatten(1)  # (B, 207)
+        blend_input = torch.cat([betas, pose_feature], dim=1)  # (B, 217)
+        points = torch.addmm(self.template_cm, blend_input, self.blend_basis).unflatten(1, (3, n_vertices))  # (B, 3, V)
+        joints = self.J_template + (betas @ self.J_shapedirs.flatten(0, 1).T).unflatten(1, (n_joints, 3))  # (B, 24, 3)
 
-        # Kinematic chain: world rotation and position of each joint (parents are Python ints).
-        world_rot = [rot_mat[:, 0]]
-        world_pos = [joints[:, 0]]
-        for joint in range(1, n_joints):
-            parent = self.parents[joint]
-            bone = (joints[:, joint] - joints[:, parent]).unsqueeze(-1)  # (B, 3, 1)
-            world_rot.append(world_rot[parent] @ rot_mat[:, joint])
-            world_pos.append(world_pos[parent] + (world_rot[parent] @ bone).squeeze(-1))
-        rot = torch.stack(world_rot, dim=1)  # (B, 24, 3, 3)
-        posed_joints = torch.stack(world_pos, dim=1)  # (B, 24, 3)
-        # Relative transforms x -> rot_j (x - J_j) + posed_j, as 12 numbers: the 3 columns of rot_j,
-        # then its translation.
-        shift = posed_joints - (rot @ joints.unsqueeze(-1)).squeeze(-1)  # (B, 24, 3)
-        transforms = torch.cat([rot.transpose(-1, -2).reshape(-1, n_joints, 9), shift], dim=-1)  # (B, 24, 12)
+        world_rot, world_pos = self._kinematic_chain(rot_mat, joints)  # (B, 24, 3, 3), (B, 24, 3)
+        # Relative transforms x -> rot_j (x - J_j) + posed_j as 12 numbers (the 3 columns of rot_j, then
+        # the translation), scaled; blended per vertex by one product with the skinning weights.
+        shift = world_pos - (world_rot @ joints.unsqueeze(-1)).squeeze(-1)  # (B, 24, 3)
+        columns = [world_rot[..., k] for k in range(3)] + [shift]  # 4 x (B, 24, 3)
+        # Each column blended per vertex by its own product (B, 3, 24) @ (24, V): four (B, 3, V) tensors
+        # written directly (one (B, 12, V) product would have to be split, a copy in onnxruntime), then
+        # applied elementwise over the vertices (what vectorises best); no per-vertex matrix product.
+        rot_x, rot_y, rot_z, offset = ((column * scale).transpose(1, 2) @ self.lbs_weights_t for column in columns)
+        vertices = rot_x * points[:, 0:1] + rot_y * points[:, 1:2] + rot_z * points[:, 2:3] + offset  # (B, 3, V)
+        return vertices, world_pos
 
-        # Skinning, elementwise and component-major (each row runs over the vertices, which is what
-        # vectorises best in eager torch and in onnxruntime): blend the 12 numbers per vertex, then
-        # apply them column by column. No per-vertex matrix product.
-        blended = transforms.transpose(1, 2) @ self.lbs_weights.T  # (B, 12, V)
-        points = v_posed.transpose(1, 2)  # (B, 3, V)
-        vertices = (blended[:, 0:3] * points[:, 0:1] + blended[:, 3:6] * points[:, 1:2]
-                    + blended[:, 6:9] * points[:, 2:3] + blended[:, 9:12])  # (B, 3, V)
-        # Contiguous, so callers may .view() it like any other (B, V, 3) tensor (a 2 % copy).
-        return SMPLOutput(vertices=vertices.transpose(1, 2).contiguous(), joints=posed_joints)
+    def _kinematic_chain(self, rot_mat: Tensor, joints: Tensor) -> tuple[Tensor, Tensor]:
+        """World rotation and position of every joint, one batched product per tree level.
+
+        Args:
+            rot_mat: (B, 24, 3, 3) local rotations; joints: (B, 24, 3) rest joints.
+        Returns:
+            world rotations (B, 24, 3, 3), posed joints (B, 24, 3).
+        """
+        # Each joint's offset from its parent (the root's: its rest position).
+        bones = torch.cat([joints[:, :1], joints[:, 1:] - joints[:, list(self.parents[1:])]], dim=1)  # (B, 24, 3)
+        # Homogeneous local transforms [R_j | bone_j; 0 0 0 1]: composing two is one 4 x 4 product.
+        corner = torch.zeros(4, 4, dtype=rot_mat.dtype, device=rot_mat.device)
+        corner[3, 3] = 1.0
+        local = F.pad(torch.cat([rot_mat, bones.unsqueeze(-1)], dim=-1), (0, 0, 0, 1)) + corner  # (B, 24, 4, 4)
+        levels = [local[:, :1]]  # the root's world transform is its local one
+        for level_joints, slots in self.levels[1:]:
+            levels.append(levels[-1][:, list(slots)] @ local[:, list(level_joints)])  # (B, k, 4, 4)
+        order = [j for level_joints, _ in self.levels for j in level_joints]
+        world = torch.cat(levels, dim=1)[:, [order.index(j) for j in range(len(order))]]  # (B, 24, 4, 4)
+        return world[..., :3, :3], world[..., :3, 3]
 
     def forward_axis_angle(self, pose: Tensor, betas: Tensor) -> SMPLOutput:
         """Like ``forward`` with the pose as (B, 72) axis-angle in radians (24 joints x 3)."""
@@ -508,6 +560,11 @@ class BodyModel(nn.Module):
         """H36M-17 joints (..., 17, 3) from vertices (..., 6890, 3), in the vertices' units (SPIN's
         J_regressor_h36m_correct unless another ``h36m_regressor_file`` was given)."""
         return torch.matmul(self.J_regressor_h36m, vertices)  # (17, V) @ (..., V, 3)
+
+    def h36m_joints_cm(self, vertices: Tensor) -> Tensor:
+        """``h36m_joints`` of component-major vertices (B, 3, 6890) (``skin``): (B, 3, 17), one matrix
+        product with B * 3 rows (the (..., 6890, 3) layout multiplies a (17, 6890) by 3 columns per mesh)."""
+        return vertices @ self.J_regressor_h36m_t  # (B, 3, V) @ (V, 17)
 
 
 def smplx_reference(data_root: str | os.PathLike, model_file: str | os.PathLike | None = None,

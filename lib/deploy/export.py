@@ -49,6 +49,7 @@ UNITS = {"pose2d": "normalised x, y (see pose2d_normalisation) and confidence in
          "keypoint_3d": "mm, H36M-17 (J_regressor_h36m_correct), centred on the H36M pelvis"}
 NORMALISATION = ("x_n = x / W * 2 - 1, y_n = y / W * 2 - H / W with (W, H) the frame size px "
                  "(lib.data.keypoints2d.normalize_2d); confidence clipped to [0, 1]; H36M-17 joint order")
+DEFAULT_OPSET = 23  # ONNX Attention (lib.model.attention.multi_head_attention exports to one node)
 TRACE_BATCH = 2          # example N while tracing (not 0 or 1, which torch.export would specialise)
 MAX_AXIS_ANGLE_RAD = 0.8  # body joints of the random verification poses: |angle| up to this
 MAX_BETA = 2.0
@@ -149,7 +150,7 @@ def _quiet_exporter() -> Iterator[None]:
 
 
 def export_onnx(model: MeshRefiner, path: str | Path, metadata: Mapping[str, str], *, clip_len: int,
-                opset: int | None = None) -> ExportInfo:
+                opset: int | None = None, rewrite: bool = True) -> ExportInfo:
     """Export ``MeshRefinerForExport(model)`` to one ONNX file with dynamic N and T.
 
     Args:
@@ -157,7 +158,10 @@ def export_onnx(model: MeshRefiner, path: str | Path, metadata: Mapping[str, str
         path: the .onnx file to write (parent folders are created).
         metadata: ``export_metadata(...)``, stored as ``metadata_props``.
         clip_len: T of the example inputs used while tracing.
-        opset: ONNX opset (default: the exporter's).
+        opset: ONNX opset (default ``DEFAULT_OPSET``, 23: the first with an ``Attention`` operator,
+            which the model's attention exports to; an older opset spells attention out).
+        rewrite: apply ``lib.deploy.graph_rewrite.rewrite_for_cpu`` (the same arithmetic in the forms
+            onnxruntime's CPU provider runs fastest); off writes the exporter's graph as it is.
     Returns:
         ``ExportInfo`` (time, size, opset, input / output names and shapes).
     """
@@ -168,13 +172,17 @@ def export_onnx(model: MeshRefiner, path: str | Path, metadata: Mapping[str, str
     batch = torch.export.Dim("N", min=1)
     frames = torch.export.Dim("T", min=1, max=model.maxlen)
     dynamic = {name: {0: batch, 1: frames} for name in ("pose2d", "hybrik_theta", "hybrik_shape")}
-    kwargs: dict[str, Any] = {} if opset is None else {"opset_version": opset}
 
     def export(tmp: str) -> None:
         with torch.no_grad(), _quiet_exporter():
-            torch.onnx.export(wrapper, args, tmp, dynamo=True, external_data=False,
-                              input_names=list(EXPORT_INPUT_NAMES), output_names=list(EXPORT_OUTPUT_NAMES),
-                              dynamic_shapes=dynamic, verbose=False, **kwargs)
+            program = torch.onnx.export(wrapper, args, dynamo=True, opset_version=opset or DEFAULT_OPSET,
+                                        input_names=list(EXPORT_INPUT_NAMES), output_names=list(EXPORT_OUTPUT_NAMES),
+                                        dynamic_shapes=dynamic, verbose=False)
+            if rewrite:
+                from lib.deploy.graph_rewrite import rewrite_for_cpu  # onnxscript: only when exporting
+
+                log.info("graph rewrites for the CPU: %s", rewrite_for_cpu(program.model))
+        program.save(tmp, external_data=False)
 
     def add_metadata(proto: Any) -> None:
         kept = [(p.key, p.value) for p in proto.metadata_props if p.key not in metadata]  # the exporter's own
@@ -245,7 +253,7 @@ def measure_latency(model: MeshRefiner, path: str | Path, shapes: Sequence[tuple
     torch_ms = []
     try:  # PyTorch first, before any onnxruntime thread pool exists (its spinning threads would compete)
         wrapper = MeshRefinerForExport(model.eval()).eval()
-        with torch.no_grad():
+        with torch.inference_mode():  # how inference is run in PyTorch (no autograd bookkeeping at all)
             for x in inputs:
                 tensors = tuple(torch.from_numpy(x[k]) for k in EXPORT_INPUT_NAMES)
                 torch_ms.append(median_ms(lambda: wrapper(*tensors), repeats))

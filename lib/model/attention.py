@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 # LayerNorm epsilon of every block and of the backbone's shared norms (the original's value).
@@ -71,6 +72,32 @@ def merge_heads(x: Tensor) -> Tensor:
     return x.transpose(-3, -2).flatten(-2)  # (..., L, H, d) -> (..., L, C)
 
 
+def multi_head_attention(q: Tensor, k: Tensor, v: Tensor, num_heads: int, scale: float,
+                         logit_bias: Tensor | None = None) -> Tensor:
+    """``softmax((q k^T + logit_bias) * scale) v`` per head, heads split over channels.
+
+    One call of ``F.scaled_dot_product_attention`` on the leading axes flattened into one batch axis:
+    eager PyTorch runs its fused CPU kernel, and the exporter writes one ONNX ``Attention`` node
+    (opset 23) instead of two batched products, a softmax and their reshapes.
+
+    Args:
+        q, k, v: (..., L, C) queries, keys, values (same leading axes).
+        num_heads: H; C must be divisible by it.
+        scale: multiplies the logits (1 / sqrt(C / H) for the usual attention).
+        logit_bias: additive logit bias before the scaling, broadcastable to (B, H, L, L) with B the
+            product of the leading axes: (H, L, L) for all, or (B, H, 1, L) per key.
+    Returns:
+        (..., L, C), heads merged back.
+    """
+    lead = q.shape[:-2]
+    # (B, L, C) -> (B, H, L, d): the layout of ONNX Attention's 3D form, which
+    # lib.deploy.graph_rewrite restores in the exported graph (no head transposes there).
+    heads = [split_heads(t.flatten(0, -3), num_heads) for t in (q, k, v)]  # 3 x (B, H, L, d)
+    mask = None if logit_bias is None else logit_bias * scale  # sdpa adds the mask after its scaling
+    out = F.scaled_dot_product_attention(*heads, attn_mask=mask, scale=scale)  # (B, H, L, d)
+    return merge_heads(out).unflatten(0, lead)  # (B, L, C) -> (..., L, C)
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention over the tokens of ``(..., L, C)``, heads split over channels.
 
@@ -90,12 +117,7 @@ class SelfAttention(nn.Module):
     def forward(self, x: Tensor, logit_bias: Tensor | None = None) -> Tensor:
         """(..., L, C) -> (..., L, C)."""
         q, k, v = self.qkv(x).chunk(3, dim=-1)  # 3 x (..., L, C)
-        q, k, v = (split_heads(t, self.num_heads) for t in (q, k, v))  # (..., H, L, d)
-        logits = q @ k.transpose(-2, -1)  # (..., H, L, L)
-        if logit_bias is not None:
-            logits = logits + logit_bias
-        attn = (logits * self.scale).softmax(dim=-1)
-        return self.proj(merge_heads(attn @ v))
+        return self.proj(multi_head_attention(q, k, v, self.num_heads, self.scale, logit_bias))
 
 
 class SkeletonAttention(SelfAttention):

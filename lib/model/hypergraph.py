@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lib.errors import CheckpointError
-from lib.model.attention import LAYER_NORM_EPS, DropPath, Mlp, merge_heads, split_heads
+from lib.model.attention import LAYER_NORM_EPS, DropPath, Mlp, multi_head_attention, split_heads
 
 MERGE_MODES = ("none", "mean", "max", "weight_mean")
 # Standard deviation of the truncated-normal init of the hypergraph attention's Linear weights (original).
@@ -122,17 +122,17 @@ class HyperAttention(nn.Module):
         Returns:
             (..., J, C).
         """
-        q = split_heads(self.q(x), self.num_heads)  # (..., H, J, d)
-        k, v = (split_heads(t, self.num_heads) for t in self.kv(x).chunk(2, dim=-1))  # (..., H, J, d)
-        e = split_heads(edge, self.num_heads)  # (..., H, J, d)
-        logits = q @ k.transpose(-2, -1)  # (..., H, J, J)
-        if self.j2e_main:
-            logits = logits + q @ e.transpose(-2, -1)
-        if self.j2e_bias:
-            key_bias = (e * self.w1[:, None, :]).sum(dim=-1)  # (..., H, J): one logit per key joint
-            logits = logits + key_bias.unsqueeze(-2)  # broadcast over query joints
-        attn = (logits * self.scale).softmax(dim=-1)
-        return self.proj(merge_heads(attn @ v))
+        k, v = self.kv(x).chunk(2, dim=-1)  # 2 x (..., J, C)
+        # q . k_u + q . e_u = q . (k_u + e_u): the joint-to-hyperedge term is the same attention with
+        # the hyperedge features added to the keys (one product instead of two).
+        keys = k + edge if self.j2e_main else k
+        key_bias = None
+        if self.j2e_bias:  # w1 . e_u: one logit per key joint and head, the same for every query
+            key_bias = split_heads(edge, self.num_heads) @ self.w1.unsqueeze(-1)  # (..., H, J, 1)
+            # (B, H, J, J), B = the leading axes: the query axis written out (onnxruntime's Attention
+            # does not broadcast over it)
+            key_bias = key_bias.transpose(-2, -1).flatten(0, -4).expand(-1, -1, x.shape[-2], -1)
+        return self.proj(multi_head_attention(self.q(x), keys, v, self.num_heads, self.scale, key_bias))
 
     def extra_repr(self) -> str:
         return f"num_heads={self.num_heads}, j2e_main={self.j2e_main}, j2e_bias={self.j2e_bias}"

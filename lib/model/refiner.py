@@ -38,11 +38,14 @@ def posed_mesh_mm(body_model: nn.Module, rot_mat: Tensor, shape: Tensor) -> tupl
     if torch.is_autocast_enabled(rot_mat.device.type):
         with torch.autocast(rot_mat.device.type, enabled=False):
             return posed_mesh_mm(body_model, rot_mat.float(), shape.float())
-    out = body_model(rot_mat.flatten(0, 1), shape.flatten(0, 1))  # N*T frames
-    vertices = out.vertices.unflatten(0, rot_mat.shape[:2]) * MM_PER_M  # (N, T, 6890, 3)
-    keypoints = body_model.h36m_joints(vertices)  # (N, T, 17, 3)
-    root = keypoints[..., H36M_ROOT:H36M_ROOT + 1, :]  # (N, T, 1, 3)
-    return vertices - root, keypoints - root
+    # Component-major (x of every vertex, then y, then z) until the end: the regressor is then one
+    # matrix product, and the millimetre scale costs nothing (``BodyModel.skin``).
+    vertices, _ = body_model.skin(rot_mat.flatten(0, 1), shape.flatten(0, 1), scale=MM_PER_M)  # (N*T, 3, 6890) mm
+    keypoints = body_model.h36m_joints_cm(vertices)  # (N*T, 3, 17)
+    root = keypoints[..., H36M_ROOT:H36M_ROOT + 1]  # (N*T, 3, 1)
+    vertices = (vertices - root).transpose(1, 2).unflatten(0, rot_mat.shape[:2])  # (N, T, 6890, 3)
+    keypoints = (keypoints - root).transpose(1, 2).unflatten(0, rot_mat.shape[:2])  # (N, T, 17, 3)
+    return vertices.contiguous(), keypoints.contiguous()
 
 
 class MeshRefiner(nn.Module):
@@ -54,8 +57,7 @@ class MeshRefiner(nn.Module):
     Args:
         backbone: (N, T, 17, C_in) -> (N, T, 17, C).
         head: features + HybrIK rotations and betas -> refined rotations and betas.
-        body_model: ``forward(rot_mat (B, 24, 3, 3), betas (B, 10))`` -> ``.vertices`` (B, 6890, 3) m,
-            and ``h36m_joints(vertices (..., 6890, 3)) -> (..., 17, 3)``.
+        body_model: ``lib.body.smpl.BodyModel`` (``posed_mesh_mm`` uses its ``skin`` and ``h36m_joints_cm``).
     """
 
     def __init__(self, backbone: Backbone, head: RefineHead, body_model: nn.Module) -> None:

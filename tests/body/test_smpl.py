@@ -20,6 +20,7 @@ from lib.body.smpl import (
     H36M_REGRESSOR_FILE,
     SMPL_KEYS,
     BodyModel,
+    kinematic_levels,
     load_joint_regressor,
     load_smpl_arrays,
     smplx_reference,
@@ -260,6 +261,44 @@ def test_forward_axis_angle_and_h36m_joints(body64: BodyModel, arrays: dict[str,
     np.testing.assert_allclose(joints[0].numpy(), np.einsum("jv,bvc->bjc", regressor, expected_v), atol=TOL_M)
 
 
+def test_forward_layouts_hold_the_loaded_arrays(body64: BodyModel, arrays: dict[str, np.ndarray]) -> None:
+    """The component-major copies the LBS multiplies with are the file's arrays, index by index (up to
+    smplx's float32 rounding of the arrays it loads)."""
+    v = 6890
+    basis = body64.blend_basis.numpy().reshape(217, 3, v)  # (10 shape + 207 pose, component, vertex)
+    close = {"rtol": 1e-6, "atol": 1e-12}
+    np.testing.assert_allclose(basis[:10], arrays["shapedirs"].transpose(2, 1, 0), **close)
+    np.testing.assert_allclose(basis[10:], arrays["posedirs"].transpose(2, 1, 0), **close)
+    np.testing.assert_allclose(body64.template_cm.numpy().reshape(3, v), arrays["v_template"].T, **close)
+    np.testing.assert_allclose(body64.lbs_weights_t.numpy(), arrays["weights"].T, **close)
+
+
+def test_kinematic_levels_group_joints_by_depth() -> None:
+    levels = kinematic_levels(SMPL_PARENTS)
+    assert [len(joints) for joints, _ in levels] == [1, 3, 3, 3, 5, 3, 2, 2, 2]  # 24 joints, 9 depths
+    assert sorted(j for joints, _ in levels for j in joints) == list(range(24))
+    for depth, (joints, slots) in enumerate(levels[1:], start=1):
+        for joint, slot in zip(joints, slots):
+            assert levels[depth - 1][0][slot] == SMPL_PARENTS[joint]
+    assert kinematic_levels((-1, 0, 1, 0)) == (((0,), ()), ((1, 3), (0, 0)), ((2,), (0,)))
+    with pytest.raises(ValueError, match="before their children"):
+        kinematic_levels((-1, 2, 0))
+
+
+def test_skin_scales_and_regresses_component_major(body64: BodyModel, arrays: dict[str, np.ndarray],
+                                                   smpl_root: Path) -> None:
+    pose, betas = _random_pose(3, seed=5)
+    rot = torch.from_numpy(Rotation.from_rotvec(pose.reshape(-1, 3)).as_matrix().reshape(3, 24, 3, 3))
+    expected_v, expected_j = _numpy_lbs(arrays, rot.numpy(), betas)
+    vertices, joints = body64.skin(rot, torch.from_numpy(betas), scale=1000.0)
+    assert vertices.shape == (3, 3, 6890)
+    np.testing.assert_allclose(vertices.numpy(), 1000.0 * expected_v.transpose(0, 2, 1), atol=1000 * TOL_M, rtol=0)
+    np.testing.assert_allclose(joints.numpy(), expected_j, atol=TOL_M, rtol=0)  # joints stay in metres
+    regressor = np.load(smpl_root / H36M_REGRESSOR_FILE)
+    np.testing.assert_allclose(body64.h36m_joints_cm(vertices).numpy(),
+                               1000.0 * np.einsum("jv,bvc->bcj", regressor, expected_v), atol=1000 * TOL_M, rtol=0)
+
+
 def test_buffers_stay_out_of_checkpoints_and_smplx_stays_quiet(smpl_root: Path, arrays: dict[str, np.ndarray],
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     body = BodyModel(smpl_root)
@@ -268,9 +307,9 @@ def test_buffers_stay_out_of_checkpoints_and_smplx_stays_quiet(smpl_root: Path, 
     assert captured.out == ""  # smplx prints its "only 10 shape coefficients" warning to stdout
     assert body.state_dict() == {} and list(body.parameters()) == []
     buffers = dict(body.named_buffers())
-    assert {"v_template", "shapedirs", "posedirs", "lbs_weights", "J_template", "J_shapedirs",
-            "J_regressor_h36m", "J_regressor_extra"} <= set(buffers)
-    assert buffers["posedirs"].shape == (207, 6890 * 3) and buffers["J_shapedirs"].shape == (24, 3, 10)
+    assert {"v_template", "shapedirs", "lbs_weights", "J_template", "J_shapedirs", "J_regressor_h36m",
+            "J_regressor_extra", "template_cm", "blend_basis", "lbs_weights_t", "J_regressor_h36m_t"} <= set(buffers)
+    assert buffers["blend_basis"].shape == (217, 3 * 6890) and buffers["J_shapedirs"].shape == (24, 3, 10)
     assert all(b.dtype == torch.float32 for b in buffers.values())
     assert body.to(torch.float64).v_template.dtype == torch.float64  # buffers follow .to()
     assert body.parents == SMPL_PARENTS and all(type(p) is int for p in body.parents)
