@@ -54,6 +54,9 @@ EPILOG = """examples:
   # HybrIK's released weights run in PyTorch, on a GIF, the whole frame as the person box
   python deployment/infer_mesh.py --hybrik_checkpoint pretrained_models/hybrik_hrnet.pth --frames clip.gif \\
       --checkpoint_file best_epoch.bin --render render/ --out refined.npz
+  # online: each frame refined 4 frames after it arrives (0 = causal)
+  python deployment/infer_mesh.py --hybrik res.pk --onnx refine.onnx --data_root data/mesh --online --lookahead 4 \\
+      --out refined.npz
   # a video file: extract its frames first (no video decoder is a dependency)
   ffmpeg -i video.mp4 frames/%06d.png"""
 DESCRIPTION = ("Refine HybrIK's per-frame SMPL predictions of a video with the temporal refiner (overlapping "
@@ -61,6 +64,7 @@ DESCRIPTION = ("Refine HybrIK's per-frame SMPL predictions of a video with the t
 AUTO_DEPTH_M = 3.0          # camera distance when the results carry no translation (render only)
 AUTO_FOCAL_PER_HEIGHT = 1.2  # focal = this x image height, for the same case
 AUTO_SIZE = (512, 512)
+DEFAULT_LOOKAHEAD = 4       # --online: frames of delay (133 ms at 30 fps)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="bridge: interpolate them from the nearest valid frames (rotations by slerp, the rest "
                               "linearly, held at the ends) and flag them in the npz's 'valid' (default); error: stop "
                               "with one line naming the file and the first invalid frames")
+    add_online_arguments(parser)
     out = parser.add_argument_group("output")
     out.add_argument("--out", type=Path, required=True, metavar="FILE.npz", help="the npz to write")
     out.add_argument("--fps", type=float, default=None, help="frame rate stored in the npz (default: file's, else 30)")
@@ -130,6 +135,33 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--render_every", type=int, default=1, help="render every k-th frame (default 1)")
     out.add_argument("--render_width", type=int, default=640, help="max width of each rendered panel px (default 640)")
     return parser
+
+
+def add_online_arguments(parser: argparse.ArgumentParser) -> None:
+    """--online / --lookahead: the refiner run as a stream (``lib.deploy.stream``)."""
+    online = parser.add_argument_group("online refinement (frames refined one at a time, as a live source gives them)")
+    online.add_argument("--online", action=argparse.BooleanOptionalAction, default=False,
+                        help="stream the frames through the refiner one at a time: frame f is refined as soon as "
+                             "frame f + K has arrived, with the offline result of the frames seen so far; the "
+                             "summary reports the refiner's time per frame (p50 / p99)")
+    online.add_argument("--lookahead", type=int, default=None, metavar="K",
+                        help=f"with --online: frames each output waits for (0 = causal; default {DEFAULT_LOOKAHEAD}); "
+                             "K >= clip_len x sample_stride gives the offline result")
+
+
+def online_timing(lookahead: int, push_seconds: list[float], fps: float) -> dict[str, Any]:
+    """The summary's --online entries: the delay the lookahead adds and the refiner's time per frame."""
+    ms = np.asarray(push_seconds) * 1e3
+    return {"delay_s": round(lookahead / fps, 4),
+            "refiner_ms_per_frame": {q: round(float(np.percentile(ms, int(q[1:]))), 3) if len(ms) else None
+                                     for q in ("p50", "p99")}}
+
+
+def _lookahead(args: argparse.Namespace) -> int | None:
+    """K with --online, None offline."""
+    if not args.online:
+        return None
+    return DEFAULT_LOOKAHEAD if args.lookahead is None else args.lookahead
 
 
 def _hybrik_flag(args: argparse.Namespace) -> str:
@@ -157,6 +189,8 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise ConfigError(f"--overlap {args.overlap}: expected >= 0 (and < clip_len)")
     if args.sample_stride is not None and args.sample_stride < 1:
         raise ConfigError(f"--sample_stride {args.sample_stride}: expected >= 1")
+    if args.lookahead is not None and (not args.online or args.lookahead < 0):
+        raise ConfigError(f"--lookahead {args.lookahead}: expected K >= 0 together with --online")
     if args.render_every < 1 or args.render_width < 16 or args.threads < 1:
         raise ConfigError("--render_every and --threads must be >= 1, --render_width >= 16")
 
@@ -267,7 +301,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     else:  # from the bridged HybrIK joints: valid where HybrIK is
         keypoints = pl.projected_keypoints(seq, sizes, placed_input.hybrik_17)
     pose2d = pl.network_pose2d(keypoints, sizes, refiner.in_channels, str(args.keypoints2d or seq.source))
-    rot, betas = pl.refine(refiner, seq, pose2d, flip=args.flip, overlap=args.overlap, sample_stride=args.sample_stride)
+    push_seconds: list[float] = []
+    rot, betas = pl.refine(refiner, seq, pose2d, flip=args.flip, overlap=args.overlap, sample_stride=args.sample_stride,
+                           lookahead=_lookahead(args), on_push=lambda _, seconds: push_seconds.append(seconds))
     placed_refined = pl.place_smpl(body, regressor, rot, betas, transl)
     fps = args.fps or seq.fps or pl.DEFAULT_FPS
     settings = {"refiner": refiner.description, "clip_len": refiner.clip_len,
@@ -277,14 +313,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "keypoints_2d": str(args.keypoints2d) if args.keypoints2d else "projected HybrIK joints",
                 "hybrik": str(args.hybrik or args.hybrik_onnx or args.hybrik_checkpoint),
                 "on_invalid": args.on_invalid}
+    if args.online:
+        settings.update(online=True, lookahead=_lookahead(args))
     if args.hybrik is None:
         settings["boxes"] = str(args.boxes) if args.boxes is not None else "whole frame"
     arrays = pl.result_arrays(seq, rot, betas, placed_input, placed_refined, keypoints, pose2d, sizes,
                               body.faces, fps, settings, valid)
     path = pl.write_npz(args.out, arrays)
     rendered = _render(args, arrays, video, fps) if args.render is not None else []
+    timing = online_timing(settings["lookahead"], push_seconds, fps) if args.online else {}
     return {"frames": seq.frames, "invalid_frames": int((~valid).sum()), "out": str(path),
-            "rendered": [str(p) for p in rendered], **settings}
+            "rendered": [str(p) for p in rendered], **settings, **timing}
 
 
 def main(argv: list[str] | None = None) -> int:
