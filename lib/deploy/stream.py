@@ -32,11 +32,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import torch
 
 from lib.body.joint_names import SMPL_NUM_BETAS, SMPL_NUM_JOINTS
 from lib.data.clips import Span, covering_windows, default_overlap, stitch_weights
-from lib.geometry.rotation import project_to_so3
+from lib.geometry.rotation import project_to_so3_numpy
 from lib.windowed import WindowFn
 
 POSE_DIM = 3 * SMPL_NUM_JOINTS  # 72 axis-angle values per frame
@@ -167,7 +166,7 @@ class StreamRefiner:
             index = self.emitted
             phase, position = self.phases[index % self.sample_stride], index // self.sample_stride
             rot, shape = phase.blended(position)
-            rot = project_to_so3(torch.from_numpy(rot)).numpy()
+            rot = project_to_so3_numpy(rot)  # as lib.windowed's project_to_so3, without torch's per-call cost
             out.append(RefinedFrame(index, rot, shape))
             phase.forget_before(position + 1)
             self.emitted += 1

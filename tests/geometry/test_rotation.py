@@ -14,6 +14,7 @@ from lib.geometry.rotation import (
     matrix_to_axis_angle,
     matrix_to_rot6d,
     project_to_so3,
+    project_to_so3_numpy,
     rot6d_to_matrix,
     slerp_matrix,
 )
@@ -211,3 +212,14 @@ def test_slerp_matrix_matches_scipy_slerp(rng) -> None:
                         torch.tensor([0.0, 1.0], dtype=torch.float64).repeat(100))
     np.testing.assert_allclose(ends[0::2].numpy(), start.as_matrix()[0::2], atol=1e-12)
     np.testing.assert_allclose(ends[1::2].numpy(), end.as_matrix()[1::2], atol=1e-10)
+
+
+def test_the_numpy_projection_is_project_to_so3(rng: np.random.Generator) -> None:
+    mats = rng.normal(size=(50, 3, 3))  # about half with det < 0: the reflection fix is exercised
+    assert (np.linalg.det(mats) < 0).sum() > 10
+    got = project_to_so3_numpy(mats)
+    np.testing.assert_allclose(got, project_to_so3(torch.from_numpy(mats)).numpy(), atol=1e-12)
+    np.testing.assert_allclose(got @ np.swapaxes(got, -1, -2), np.broadcast_to(np.eye(3), got.shape), atol=1e-12)
+    np.testing.assert_allclose(np.linalg.det(got), 1.0, atol=1e-12)
+    rot = Rotation.random(5, random_state=1).as_matrix()  # a rotation is its own projection
+    np.testing.assert_allclose(project_to_so3_numpy(rot), rot, atol=1e-12)
