@@ -16,8 +16,9 @@ and the stream equals the offline result of the whole sequence on every frame.
 
 **State is bounded**: per phase (``sample_stride`` s: frames p, p + s, ... at the training frame
 rate), a ring buffer of its last ``clip_len`` frames and the outputs of the windows that frames not
-yet emitted still need (at most ``(clip_len + K) / step + 2`` windows, step = ``clip_len - overlap``);
-nothing grows with the length of the stream.
+yet emitted still need (at most ``K / (s step) + 2`` windows, step = ``clip_len - overlap``: the
+window ending at the newest frame and the offline grid's windows ending in the last K frames); nothing
+grows with the length of the stream.
 
 **Cost**: one window call per frame while K < ``clip_len`` (the window ending at the newest frame);
 with larger K only the windows of the offline grid, one per ``clip_len - overlap`` frames, as offline.
@@ -173,7 +174,7 @@ class StreamRefiner:
         return out
 
     def buffered_windows(self) -> int:
-        """Window outputs held in memory now (at most ((clip_len + K) / step + 2) x sample_stride)."""
+        """Window outputs held in memory now (at most (K / (sample_stride x step) + 2) per phase)."""
         return sum(len(p.outputs) for p in self.phases)
 
 
