@@ -12,6 +12,9 @@ same function, ``lib.deploy.hybrik_run.hybrik_predict``.
 Frames where HybrIK or the 2D keypoints lost the person are bridged from their neighbours and flagged
 in the npz's ``valid`` (``--on_invalid bridge``, default) or refused in one line (``--on_invalid error``);
 see ``lib.deploy.invalid_frames``. A file that cannot be written is one ``WriteError`` line (exit 2).
+
+``--online --lookahead K`` streams the frames through the refiner one at a time (``lib.deploy.stream``):
+frame f is refined once frame f + K has arrived; the summary adds the delay and the refiner's time per frame.
 """
 
 from __future__ import annotations
