@@ -65,15 +65,16 @@ def torch_window_fn(model: nn.Module, device: torch.device | str = "cpu") -> Win
 def with_flip(fn: WindowFn) -> WindowFn:
     """Flip test-time augmentation, as the evaluation: the mean of the rotations (and betas) of the
     input and of its mirror image (2D x negated and L/R swapped, pose mirrored), the latter flipped back.
+    Both go through ``fn`` in one call (2B windows; flips in numpy): half the calls of a stream.
     """
 
     def run(pose2d: np.ndarray, theta: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rot, shape = fn(pose2d, theta, betas)
-        f_pose2d = flip_h36m_keypoints(torch.from_numpy(np.ascontiguousarray(pose2d))).numpy()
-        f_theta = flip_smpl_axis_angle(torch.from_numpy(np.ascontiguousarray(theta))).numpy()
-        f_rot, f_shape = fn(f_pose2d, f_theta, betas)
-        back = flip_smpl_rotmat(torch.from_numpy(np.ascontiguousarray(f_rot))).numpy()
-        return 0.5 * (rot + back), 0.5 * (shape + f_shape)
+        batch = len(theta)
+        both = [np.concatenate([a, b]) for a, b in ((pose2d, flip_h36m_keypoints(np.asarray(pose2d))),
+                                                   (theta, flip_smpl_axis_angle(np.asarray(theta))), (betas, betas))]
+        rot, shape = (np.asarray(a) for a in fn(*both))  # one call of 2B windows: plain, then mirrored
+        back = flip_smpl_rotmat(rot[batch:])
+        return 0.5 * (rot[:batch] + back), 0.5 * (shape[:batch] + shape[batch:])
 
     return run
 

@@ -478,6 +478,11 @@ class BodyModel(nn.Module):
             self.register_buffer(name, value.to(dtype).contiguous(), persistent=False)
         self.register_buffer("J_regressor_extra", None if extra is None else torch.from_numpy(extra).to(dtype),
                              persistent=False)
+
+    def pose_blend_shapes(self) -> Tensor:
+        """(207, 6890, 3) m: SMPL's pose blend shapes (its ``posedirs``), one per entry of R - I of the 23 body
+        joints in SMPL's order, read back from ``blend_basis``."""
+        return self.blend_basis[SMPL_NUM_BETAS:].unflatten(1, (3, SMPL_NUM_VERTICES)).transpose(1, 2)
         logger.debug("SMPL loaded from %s (%d vertices, extra regressor: %s)", root, SMPL_NUM_VERTICES,
                      extra is not None)
 

@@ -179,6 +179,34 @@ def eval_windows(length: int, clip_len: int, overlap: int | None = None) -> list
     return [(s, s + clip_len) for s in _window_starts(length, clip_len, clip_len - overlap)]
 
 
+def covering_windows(position: int, length: int, clip_len: int, overlap: int | None = None) -> list[Span]:
+    """The windows of ``eval_windows(length, clip_len, overlap)`` that contain ``position``, found without
+    listing every window (O(clip_len / step)): what a stream needs to blend one frame of a growing sequence.
+
+    Args:
+        position: 0 <= position < length.
+        length, clip_len, overlap: as ``eval_windows``.
+    Returns:
+        ``[(start, end), ...]`` in increasing start order (a subset of ``eval_windows``' list).
+    """
+    _check_positive("length", length)
+    _check_positive("clip_len", clip_len)
+    overlap = default_overlap(clip_len) if overlap is None else overlap
+    if not 0 <= overlap < clip_len:
+        raise ValueError(f"overlap must be in [0, clip_len={clip_len}), got {overlap}")
+    if not 0 <= position < length:
+        raise ValueError(f"position must be in [0, {length}), got {position}")
+    if length <= clip_len:
+        return [(0, length)]
+    step = clip_len - overlap
+    last_regular = (length - clip_len) // step * step  # start of the last window of the regular grid
+    first = max(0, -(-(position - clip_len + 1) // step)) * step  # smallest grid start with start + clip_len > position
+    windows = [(s, s + clip_len) for s in range(first, min(position, last_regular) + 1, step)]
+    if last_regular + clip_len < length and position >= length - clip_len:
+        windows.append((length - clip_len, length))  # the window aligned to the end
+    return windows
+
+
 def stitch_weights(window_len: int, overlap: int | None = None) -> np.ndarray:
     """Per-frame blending weights of one window: a trapezoid, > 0 everywhere.
 

@@ -101,10 +101,9 @@ def check_export_paths(paths: list[Path]) -> None:
 
 def rig_from_body(body: BodyModel) -> Rig:
     """The ``Rig`` of a loaded SMPL model (float64 copies of its buffers)."""
-    vertices = body.NUM_VERTICES
     return Rig(parents=tuple(SMPL_PARENTS), names=tuple(SMPL_JOINT_NAMES), faces=np.asarray(body.faces),
                weights=body.lbs_weights.double().cpu().numpy(),
-               pose_targets=body.posedirs.double().cpu().numpy().reshape(-1, vertices, 3))  # (207, V, 3)
+               pose_targets=body.pose_blend_shapes().double().cpu().numpy())  # (207, V, 3)
 
 
 def rest_shape(body: BodyModel, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,9 @@ Frames where HybrIK or the 2D keypoints lost the person are bridged from their n
 in the npz's ``valid`` (``--on_invalid bridge``, default) or refused in one line (``--on_invalid error``);
 see ``lib.deploy.invalid_frames``. A file that cannot be written is one ``WriteError`` line (exit 2).
 ``--export`` writes the motion as animation files too (``lib.deploy.animation``: glTF binary, BVH).
+
+``--online --lookahead K`` streams the frames through the refiner one at a time (``lib.deploy.stream``):
+frame f is refined once frame f + K has arrived; the summary adds the delay and the refiner's time per frame.
 """
 
 from __future__ import annotations
@@ -70,12 +73,16 @@ EPILOG = """examples:
       --out refined.npz
   # a video file (fps from the container), the motion also as animation files for Blender / web viewers
   python deployment/infer_mesh.py --hybrik_onnx hybrik.onnx --video clip.mp4 --onnx refine.onnx \\
-      --data_root data/mesh --out refined.npz --export refined.glb refined.bvh"""
+      --data_root data/mesh --out refined.npz --export refined.glb refined.bvh
+  # online: each frame refined 4 frames after it arrives (0 = causal)
+  python deployment/infer_mesh.py --hybrik res.pk --onnx refine.onnx --data_root data/mesh --online --lookahead 4 \\
+      --out refined.npz"""
 DESCRIPTION = ("Refine HybrIK's per-frame SMPL predictions of a video with the temporal refiner (overlapping "
                "windows, stitched), write the meshes in HybrIK's camera frame to an npz, optionally render them.")
 AUTO_DEPTH_M = 3.0          # camera distance when the results carry no translation (render only)
 AUTO_FOCAL_PER_HEIGHT = 1.2  # focal = this x image height, for the same case
 AUTO_SIZE = (512, 512)
+DEFAULT_LOOKAHEAD = 4       # --online: frames of delay (133 ms at 30 fps)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="bridge: interpolate them from the nearest valid frames (rotations by slerp, the rest "
                               "linearly, held at the ends) and flag them in the npz's 'valid' (default); error: stop "
                               "with one line naming the file and the first invalid frames")
+    add_online_arguments(parser)
     out = parser.add_argument_group("output")
     out.add_argument("--out", type=Path, required=True, metavar="FILE.npz", help="the npz to write")
     out.add_argument("--fps", type=float, default=None, help="frame rate stored in the npz (default: file's, else 30)")
@@ -164,6 +172,33 @@ def build_parser() -> argparse.ArgumentParser:
                           "its 24 joints, refined and HybrIK input as two characters) and/or .bvh (the refined SMPL "
                           "skeleton); Y up, metres, the camera at the origin looking down -Z")
     return parser
+
+
+def add_online_arguments(parser: argparse.ArgumentParser) -> None:
+    """--online / --lookahead: the refiner run as a stream (``lib.deploy.stream``)."""
+    online = parser.add_argument_group("online refinement (frames refined one at a time, as a live source gives them)")
+    online.add_argument("--online", action=argparse.BooleanOptionalAction, default=False,
+                        help="stream the frames through the refiner one at a time: frame f is refined as soon as "
+                             "frame f + K has arrived, with the offline result of the frames seen so far; the "
+                             "summary reports the refiner's time per frame (p50 / p99)")
+    online.add_argument("--lookahead", type=int, default=None, metavar="K",
+                        help=f"with --online: frames each output waits for (0 = causal; default {DEFAULT_LOOKAHEAD}); "
+                             "K >= clip_len x sample_stride gives the offline result")
+
+
+def online_timing(lookahead: int, push_seconds: list[float], fps: float) -> dict[str, Any]:
+    """The summary's --online entries: the delay the lookahead adds and the refiner's time per frame."""
+    ms = np.asarray(push_seconds) * 1e3
+    return {"delay_s": round(lookahead / fps, 4),
+            "refiner_ms_per_frame": {q: round(float(np.percentile(ms, int(q[1:]))), 3) if len(ms) else None
+                                     for q in ("p50", "p99")}}
+
+
+def _lookahead(args: argparse.Namespace) -> int | None:
+    """K with --online, None offline."""
+    if not args.online:
+        return None
+    return DEFAULT_LOOKAHEAD if args.lookahead is None else args.lookahead
 
 
 def _hybrik_flag(args: argparse.Namespace) -> str:
@@ -201,6 +236,8 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise ConfigError(f"--overlap {args.overlap}: expected >= 0 (and < clip_len)")
     if args.sample_stride is not None and args.sample_stride < 1:
         raise ConfigError(f"--sample_stride {args.sample_stride}: expected >= 1")
+    if args.lookahead is not None and (not args.online or args.lookahead < 0):
+        raise ConfigError(f"--lookahead {args.lookahead}: expected K >= 0 together with --online")
     if args.render_every < 1 or args.render_width < 16 or args.threads < 1:
         raise ConfigError("--render_every and --threads must be >= 1, --render_width >= 16")
 
@@ -339,7 +376,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     else:  # from the bridged HybrIK joints: valid where HybrIK is
         keypoints = pl.projected_keypoints(seq, sizes, placed_input.hybrik_17)
     pose2d = pl.network_pose2d(keypoints, sizes, refiner.in_channels, str(args.keypoints2d or seq.source))
-    rot, betas = pl.refine(refiner, seq, pose2d, flip=args.flip, overlap=args.overlap, sample_stride=args.sample_stride)
+    push_seconds: list[float] = []
+    rot, betas = pl.refine(refiner, seq, pose2d, flip=args.flip, overlap=args.overlap, sample_stride=args.sample_stride,
+                           lookahead=_lookahead(args), on_push=lambda _, seconds: push_seconds.append(seconds))
     placed_refined = pl.place_smpl(body, regressor, rot, betas, transl)
     fps = args.fps or getattr(video, "fps", None) or seq.fps or pl.DEFAULT_FPS  # a video file's container rate
     settings = {"refiner": refiner.description, "clip_len": refiner.clip_len,
@@ -349,6 +388,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "keypoints_2d": str(args.keypoints2d) if args.keypoints2d else "projected HybrIK joints",
                 "hybrik": str(args.hybrik or args.hybrik_onnx or args.hybrik_checkpoint),
                 "on_invalid": args.on_invalid}
+    if args.online:
+        settings.update(online=True, lookahead=_lookahead(args))
     if args.hybrik is None:
         settings["boxes"] = (f"'bbox' of {args.crops}" if args.crops is not None else
                              str(args.boxes) if args.boxes is not None else "whole frame")
@@ -359,8 +400,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     path = pl.write_npz(args.out, arrays)
     exported = pl.export_animation(args.export, arrays, body, regressor)
     rendered = _render(args, arrays, video, fps) if args.render is not None else []
+    timing = online_timing(settings["lookahead"], push_seconds, fps) if args.online else {}
     return {"frames": seq.frames, "invalid_frames": int((~valid).sum()), "out": str(path),
-            "exported": [str(p) for p in exported], "rendered": [str(p) for p in rendered], **settings}
+            "exported": [str(p) for p in exported], "rendered": [str(p) for p in rendered], **settings, **timing}
 
 
 def main(argv: list[str] | None = None) -> int:

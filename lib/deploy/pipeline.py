@@ -9,7 +9,8 @@
    likewise), else HybrIK's own H36M-17 joints projected with its camera (confidence 1); normalised as the training data (``keypoints2d.pose2d_input``) with the
    video frame size;
 3. the refiner, from a checkpoint (PyTorch) or an exported ONNX, over overlapping windows stitched
-   smoothly, phase by phase under the checkpoint's ``sample_stride`` (``lib.windowed``);
+   smoothly, phase by phase under the checkpoint's ``sample_stride`` (``lib.windowed``), or online,
+   frame by frame with a fixed lookahead (``lib.deploy.stream``);
 4. SMPL of HybrIK's and of the refined rotations and betas, placed in the camera frame as HybrIK's
    demo places its mesh (``lib.hybrik.camera``), written to an npz (``RESULT_KEYS``), optionally rendered
    and exported as animation files (``export_animation``: glTF binary, BVH).
@@ -22,7 +23,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -34,6 +35,7 @@ from lib.config.task import TaskConfig
 from lib.data.keypoints2d import pose2d_input
 from lib.deploy.inputs import HybrIKSequence
 from lib.deploy.invalid_frames import bridge_linear, bridge_rotations
+from lib.deploy.stream import refine_stream
 from lib.errors import DataError
 from lib.geometry.rotation import matrix_to_axis_angle
 from lib.hybrik import camera as cam
@@ -210,16 +212,24 @@ def network_pose2d(keypoints_px: np.ndarray, sizes: np.ndarray | None, in_channe
 
 
 def refine(refiner: Refiner, seq: HybrIKSequence, pose2d: np.ndarray, flip: bool | None = None,
-           overlap: int | None = None, sample_stride: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Stitched refined rotations (F, 24, 3, 3) and betas (F, 10) of the whole sequence."""
+           overlap: int | None = None, sample_stride: int | None = None, lookahead: int | None = None,
+           on_push: Callable[[int, float], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Stitched refined rotations (F, 24, 3, 3) and betas (F, 10) of the whole sequence.
+
+    With ``lookahead`` K the frames go through ``lib.deploy.stream`` one at a time, each refined when
+    frame f + K has arrived (``on_push(frame, seconds)`` after each); else the offline path.
+    """
     flip = refiner.flip if flip is None else flip
     fn = with_flip(refiner.window_fn) if flip else refiner.window_fn
     stride = refiner.sample_stride if sample_stride is None else sample_stride
     shown_overlap = overlap if overlap is not None else refiner.clip_len // 2
-    log.info("refining %d frames with %s: clip_len %d, sample_stride %d, overlap %d, flip %s", seq.frames,
-             refiner.description, refiner.clip_len, stride, shown_overlap, flip)
-    return refine_sequence(fn, pose2d, seq.pose_aa, seq.betas, clip_len=refiner.clip_len, sample_stride=stride,
-                           overlap=overlap)
+    mode = "offline" if lookahead is None else f"online, lookahead {lookahead}"
+    log.info("refining %d frames with %s (%s): clip_len %d, sample_stride %d, overlap %d, flip %s", seq.frames,
+             refiner.description, mode, refiner.clip_len, stride, shown_overlap, flip)
+    plan = dict(clip_len=refiner.clip_len, sample_stride=stride, overlap=overlap)
+    if lookahead is None:
+        return refine_sequence(fn, pose2d, seq.pose_aa, seq.betas, **plan)
+    return refine_stream(fn, pose2d, seq.pose_aa, seq.betas, lookahead=lookahead, on_push=on_push, **plan)
 
 
 def result_arrays(seq: HybrIKSequence, refined_rot: np.ndarray, refined_betas: np.ndarray, placed_input: Placed,

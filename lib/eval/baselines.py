@@ -57,7 +57,7 @@ from lib.config.task import TaskConfig
 from lib.data.datasets import EvalSequence, EvalSequences, MeshSplit
 from lib.eval.evaluate import protocol, score_sequence
 from lib.eval.metrics import METRIC_KEYS, MetricSums
-from lib.geometry.rotation import axis_angle_to_matrix, project_to_so3
+from lib.geometry.rotation import axis_angle_to_matrix, project_to_so3, project_to_so3_numpy
 
 log = logging.getLogger(__name__)
 
@@ -145,21 +145,6 @@ def savgol_filter(x: np.ndarray, window: int, order: int) -> np.ndarray:
 def _project(mat: np.ndarray) -> np.ndarray:
     """(..., 3, 3) -> nearest rotations (float64), through ``lib.geometry.rotation.project_to_so3``."""
     return project_to_so3(torch.from_numpy(np.ascontiguousarray(mat, dtype=np.float64))).numpy()
-
-
-def _project_small(mat: np.ndarray) -> np.ndarray:
-    """``project_to_so3``'s formula, ``U diag(1, 1, det(U V^T)) V^T``, in numpy, for the One-Euro
-    recursion: it projects a few matrices per frame, where one small torch SVD call costs 3-100x
-    the numpy one (thread start-up; the tests check that both projections agree).
-
-    Args:
-        mat: (..., 3, 3). Returns: (..., 3, 3) float64.
-    """
-    u, _, vh = np.linalg.svd(mat)
-    det = np.linalg.det(u @ vh)  # +1 or -1
-    u = u.copy()
-    u[..., :, 2] *= det[..., None]
-    return u @ vh
 
 
 def savgol_rotations(rot: np.ndarray, window: int, order: int) -> np.ndarray:
@@ -306,7 +291,7 @@ def one_euro_rotations(rot: np.ndarray, fps: float, min_cutoff: float, beta: flo
         velocity = alpha_d * (rot[i] - out[i - 1]) * fps + (1.0 - alpha_d) * velocity
         speed = np.linalg.norm(velocity, axis=(-2, -1)) / FROBENIUS_PER_RAD  # (J,) rad/s
         alpha = one_euro_alpha(min_cutoff + beta * speed, fps)[:, None, None]  # (J, 1, 1)
-        out[i] = _project_small(alpha * rot[i] + (1.0 - alpha) * out[i - 1])
+        out[i] = project_to_so3_numpy(alpha * rot[i] + (1.0 - alpha) * out[i - 1])
     return out
 
 

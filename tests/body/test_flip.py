@@ -68,3 +68,13 @@ def test_flip_h36m_keypoints_on_a_mirrored_skeleton(rng):
     np.testing.assert_array_equal(flipped2[..., l, 2].numpy(), kp[..., r, 2].numpy())
     np.testing.assert_array_equal(flipped2[..., l, 0].numpy(), -kp[..., r, 0].numpy())
     np.testing.assert_array_equal(flip_h36m_keypoints(flipped2).numpy(), kp.numpy())
+
+
+def test_numpy_arrays_flip_as_tensors_do(rng):
+    pose = rng.normal(size=(2, 5, 72)).astype(np.float32)
+    rot = rng.normal(size=(2, 5, 24, 3, 3))
+    kp = rng.normal(size=(2, 5, 17, 3))
+    for flip, value in ((flip_smpl_axis_angle, pose), (flip_smpl_rotmat, rot), (flip_h36m_keypoints, kp)):
+        out = flip(value)
+        assert isinstance(out, np.ndarray) and out.dtype == value.dtype and out.shape == value.shape
+        np.testing.assert_array_equal(out, flip(torch.from_numpy(value)).numpy())

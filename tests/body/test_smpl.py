@@ -271,6 +271,8 @@ def test_forward_layouts_hold_the_loaded_arrays(body64: BodyModel, arrays: dict[
     np.testing.assert_allclose(basis[10:], arrays["posedirs"].transpose(2, 1, 0), **close)
     np.testing.assert_allclose(body64.template_cm.numpy().reshape(3, v), arrays["v_template"].T, **close)
     np.testing.assert_allclose(body64.lbs_weights_t.numpy(), arrays["weights"].T, **close)
+    # the pose blend shapes read back in SMPL's (207, V, 3) order (what the animation export writes)
+    np.testing.assert_allclose(body64.pose_blend_shapes().numpy(), arrays["posedirs"].transpose(2, 0, 1), **close)
 
 
 def test_kinematic_levels_group_joints_by_depth() -> None:

@@ -7,6 +7,7 @@ import pytest
 
 from lib.data.clips import (
     WindowPlan,
+    covering_windows,
     eval_windows,
     interleave,
     phase_split,
@@ -229,3 +230,15 @@ def test_window_plan_groups_equal_lengths_and_stitches_back_every_frame() -> Non
         plan.stitch(outputs[:1], what="clip x")
     with pytest.raises(ValueError, match="frames must be an integer >= 1"):
         WindowPlan(0, clip)
+
+
+def test_covering_windows_are_the_eval_windows_holding_the_position() -> None:
+    for clip_len in (1, 2, 5, 8, 16):
+        for overlap in sorted({0, clip_len // 2, clip_len - 1}):
+            for length in range(1, 3 * clip_len + 4):
+                windows = eval_windows(length, clip_len, overlap)
+                for position in range(length):
+                    assert covering_windows(position, length, clip_len, overlap) == \
+                        [w for w in windows if w[0] <= position < w[1]], (clip_len, overlap, length, position)
+    with pytest.raises(ValueError, match="position"):
+        covering_windows(5, 5, 4)

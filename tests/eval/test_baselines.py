@@ -242,15 +242,6 @@ def test_baseline_predictor_uses_the_sequence_mean_betas(scoring):
                                atol=1e-6)
 
 
-def test_the_one_euro_projection_is_project_to_so3(rng):
-    from lib.eval.baselines import _project_small
-    from lib.geometry.rotation import project_to_so3
-
-    mats = rng.normal(size=(50, 3, 3))  # about half with det < 0: the reflection fix is exercised
-    expected = project_to_so3(torch.from_numpy(mats)).numpy()
-    np.testing.assert_allclose(_project_small(mats), expected, atol=1e-12)
-
-
 def test_gaussian_filter_matches_scipy_inside_and_renormalises_at_the_ends() -> None:
     from scipy.ndimage import gaussian_filter1d
 

@@ -16,6 +16,7 @@ from lib.geometry.rotation import (
     matrix_to_quaternion,
     matrix_to_rot6d,
     project_to_so3,
+    project_to_so3_numpy,
     rot6d_to_matrix,
     slerp_matrix,
 )
@@ -234,3 +235,14 @@ def test_matrix_to_euler_zxy_matches_scipy_and_survives_gimbal_lock(rng) -> None
     back = matrix_to_euler_zxy(torch.from_numpy(locked.as_matrix())).numpy()
     np.testing.assert_allclose(Rotation.from_euler("ZXY", back).as_matrix(), locked.as_matrix(), atol=1e-9)
     assert np.all(back[:, 2] == 0.0)  # only z +- y is defined there; y = 0 by convention
+
+
+def test_the_numpy_projection_is_project_to_so3(rng: np.random.Generator) -> None:
+    mats = rng.normal(size=(50, 3, 3))  # about half with det < 0: the reflection fix is exercised
+    assert (np.linalg.det(mats) < 0).sum() > 10
+    got = project_to_so3_numpy(mats)
+    np.testing.assert_allclose(got, project_to_so3(torch.from_numpy(mats)).numpy(), atol=1e-12)
+    np.testing.assert_allclose(got @ np.swapaxes(got, -1, -2), np.broadcast_to(np.eye(3), got.shape), atol=1e-12)
+    np.testing.assert_allclose(np.linalg.det(got), 1.0, atol=1e-12)
+    rot = Rotation.random(5, random_state=1).as_matrix()  # a rotation is its own projection
+    np.testing.assert_allclose(project_to_so3_numpy(rot), rot, atol=1e-12)
