@@ -36,6 +36,8 @@ from torch.utils.data import Dataset
 from lib.config.task import TaskConfig
 from lib.data import augment, keypoints2d, schema
 from lib.data.clips import (
+    clip_spans,
+    speed_up_clip,
     Span,
     WindowPlan,
     sequence_spans,
@@ -74,6 +76,7 @@ ITEM_KEYS = ("pose2d", *SMPL_ITEM_KEYS, "frame_index")
 
 FLIP_PROBABILITY = 0.5
 _CORRUPTION_STREAM = 1  # extra seed word: the corruptions never share draws with the flip and roll
+_SPEED_STREAM = 2  # extra seed word of the speed-up draw
 # COCO is a set of single images: each image is its own clip, and every image is kept.
 COCO_CLIP_LEN = 1
 COCO_DATA_STRIDE = 1
@@ -204,6 +207,11 @@ class TrainClipDataset(Dataset):
     gets extra white + drifting rotation noise of a random level up to ``hybrik_noise_deg`` per axis
     (the GT is untouched), and up to a fraction ``drop_2d`` of the 2D joints lose their detection.
 
+    Speed-up (``speed_max`` m > 1): each item reads its clip every s-th (subsampled) frame, s drawn
+    uniformly from 1..m (``clips.speed_up_clip``): every input and label of the same frames, so the
+    motion is up to m times faster and the frame rate effectively lower. Why: a small training set
+    shows the refiner its own motions at its own frame rates (25/30/50 fps and fast motions elsewhere).
+
     Randomness: the flip, roll and corruptions of item ``i`` in epoch ``e`` are drawn from
     ``numpy.random.default_rng([seed, e, i])``, a function of (seed, epoch, index) only, so it does
     not depend on the number of DataLoader workers, on which worker loads the item, or on the order
@@ -220,11 +228,12 @@ class TrainClipDataset(Dataset):
         rotate_deg: the largest camera roll, degrees (0: none).
         hybrik_noise_deg: the largest per-axis std of the extra HybrIK noise, degrees (0: none).
         drop_2d: the largest fraction of dropped 2D joints (0: none).
+        speed_max: the largest speed-up factor (1: none).
     """
 
     def __init__(self, split: MeshSplit, clip_len: int, data_stride: int, sample_stride: int,
                  flip: bool, seed: int, rotate_deg: float = 0.0, hybrik_noise_deg: float = 0.0,
-                 drop_2d: float = 0.0) -> None:
+                 drop_2d: float = 0.0, speed_max: int = 1) -> None:
         self.split = split
         self.clip_len = clip_len
         self.data_stride = data_stride
@@ -234,10 +243,13 @@ class TrainClipDataset(Dataset):
         self.rotate_deg = rotate_deg
         self.hybrik_noise_deg = hybrik_noise_deg
         self.drop_2d = drop_2d
+        self.speed_max = speed_max
         self.epoch = 0
-        kept = subsample_indices(split.spans, sample_stride)  # (F',) split rows
-        clips = train_clips(subsampled_spans(split.spans, sample_stride), clip_len, data_stride)
-        self.clip_rows: np.ndarray = kept[clips]  # (K, clip_len) split rows
+        self.kept = subsample_indices(split.spans, sample_stride)  # (F',) split rows
+        spans = subsampled_spans(split.spans, sample_stride)
+        self.clips = train_clips(spans, clip_len, data_stride)  # (K, clip_len) positions in `kept`
+        self.clip_spans = clip_spans(spans, self.clips)  # (K, 2) span of each clip, positions in `kept`
+        self.clip_rows: np.ndarray = self.kept[self.clips]  # (K, clip_len) split rows
         _ = split.pose2d  # normalise once here, before DataLoader workers copy the split
         log.info("%s/%s: %d training clips of %d frames (data_stride %d, sample_stride %d, flip %s)",
                  split.dataset, split.split, len(self.clip_rows), clip_len, data_stride, sample_stride, flip)
@@ -261,8 +273,16 @@ class TrainClipDataset(Dataset):
         """Whether item ``index`` of the current epoch is flipped (a pure function of seed, epoch, index)."""
         return self.augmentation(index)[0]
 
+    def rows(self, index: int) -> np.ndarray:
+        """(clip_len,) split rows of item ``index`` in the current epoch (sped up by a drawn factor)."""
+        if self.speed_max <= 1:
+            return self.clip_rows[index]
+        rng = np.random.default_rng([self.seed, self.epoch, int(index), _SPEED_STREAM])
+        step = int(rng.integers(1, self.speed_max + 1))
+        return self.kept[speed_up_clip(self.clips[index], self.clip_spans[index], step)]
+
     def __getitem__(self, index: int) -> dict[str, Tensor]:
-        arrays = self.split.take(self.clip_rows[index])
+        arrays = self.split.take(self.rows(index))
         if self.hybrik_noise_deg > 0 or self.drop_2d > 0:
             rng = np.random.default_rng([self.seed, self.epoch, int(index), _CORRUPTION_STREAM])
             arrays["hybrik_pose"] = augment.corrupt_pose(arrays["hybrik_pose"], rng, self.hybrik_noise_deg)
@@ -418,16 +438,17 @@ def build_train_sets(cfg: TaskConfig, seed: int, files: MeshFiles | None = None)
     """
     files = files if files is not None else MeshFiles(cfg)
     augment_kwargs = dict(rotate_deg=cfg.rotate_deg, hybrik_noise_deg=cfg.hybrik_noise_deg, drop_2d=cfg.drop_2d)
+    speed_kwargs = dict(speed_max=cfg.speed_max)  # video clips only: a COCO image has no motion
     sets: dict[str, TrainClipDataset] = {}
     if cfg.dt_file_h36m is not None and cfg.warmup_h36m > 0:
         sets["h36m"] = TrainClipDataset(files.split("h36m", "train"), cfg.clip_len, cfg.data_stride,
-                                        cfg.sample_stride, cfg.flip, seed, **augment_kwargs)
+                                        cfg.sample_stride, cfg.flip, seed, **augment_kwargs, **speed_kwargs)
     if cfg.dt_file_coco is not None and cfg.warmup_coco > 0:
         sets["coco"] = TrainClipDataset(files.split("coco", "train"), COCO_CLIP_LEN, COCO_DATA_STRIDE,
                                         COCO_SAMPLE_STRIDE, cfg.flip, seed, **augment_kwargs)
     if cfg.train_pw3d:
         sets["pw3d"] = TrainClipDataset(files.split("pw3d", "train"), cfg.clip_len, cfg.data_stride,
-                                        cfg.sample_stride, cfg.flip, seed, **augment_kwargs)
+                                        cfg.sample_stride, cfg.flip, seed, **augment_kwargs, **speed_kwargs)
     return sets
 
 

@@ -442,3 +442,23 @@ def test_corruptions_touch_only_hybriks_pose_and_the_2d_and_are_reproducible(dat
     first = noisy[0]["hybrik_pose"]
     noisy.set_epoch(1)
     assert not torch.equal(noisy[0]["hybrik_pose"], first)  # new draws every epoch
+
+
+def test_speed_up_reads_every_sth_frame_of_one_sequence(data_root: Path) -> None:
+    split = load_split(_cfg(data_root), "pw3d", "train")
+    kwargs = dict(clip_len=8, data_stride=8, sample_stride=1, flip=False, seed=3)
+    plain = TrainClipDataset(split, **kwargs)
+    fast = TrainClipDataset(split, **kwargs, speed_max=3)
+    steps = set()
+    for i in range(len(fast)):
+        rows = fast.rows(i)
+        gaps = np.diff(rows)
+        assert np.all(gaps == gaps[0]) and 1 <= gaps[0] <= 3
+        start, end = fast.clip_spans[i]
+        assert start <= rows.min() and rows.max() < end  # never across a sequence
+        steps.add(int(gaps[0]))
+        item = fast[i]
+        np.testing.assert_array_equal(item["frame_index"].numpy(), split.take(rows)["frame_index"])
+        assert torch.equal(item["gt_pose"], torch.from_numpy(np.ascontiguousarray(split.take(rows)["gt_pose"])))
+    assert steps == {1, 2, 3}
+    np.testing.assert_array_equal(plain.rows(0), plain.clip_rows[0])
