@@ -44,6 +44,8 @@ class TaskConfig:
     rotate_deg: float = 0.0            # training: random camera roll in [-rotate_deg, rotate_deg] (2D + global orientation)
     hybrik_noise_deg: float = 0.0      # training: extra white + drifting noise on HybrIK's input rotations, max std per axis
     drop_2d: float = 0.0               # training: max fraction of 2D joints dropped (confidence 0)
+    speed_max: int = 1                 # training: video clips read every s-th frame, s uniform in 1..speed_max
+    orbit_deg: float = 0.0             # training: video clips seen from a camera orbited by pitch, yaw in [-o, o] deg
     no_conf: bool = False              # drop the 2D confidence channel from the input
     eval_root: Literal["pelvis", "mid_hip"] = "pelvis"   # root of the evaluation protocol
     # --- schedule -----------------------------------------------------------------------------
@@ -205,6 +207,10 @@ def _check_values(cfg: TaskConfig) -> None:
         raise ConfigError(f"{src}: key 'hybrik_noise_deg' = {cfg.hybrik_noise_deg}; expected degrees in [0, 90]")
     if not 0.0 <= cfg.drop_2d < 1.0:
         raise ConfigError(f"{src}: key 'drop_2d' = {cfg.drop_2d}; expected a fraction in [0, 1)")
+    if not 0.0 <= cfg.orbit_deg <= 60.0:
+        raise ConfigError(f"{src}: key 'orbit_deg' = {cfg.orbit_deg}; expected degrees in [0, 60]")
+    if not 1 <= cfg.speed_max <= 8:
+        raise ConfigError(f"{src}: key 'speed_max' = {cfg.speed_max}; expected an integer speed-up in 1..8 (1: off)")
     if cfg.drop_2d > 0 and cfg.no_conf:
         raise ConfigError(f"{src}: key 'drop_2d' = {cfg.drop_2d} needs the confidence channel, but 'no_conf' is "
                           "true; set drop_2d: 0 or no_conf: false")

@@ -72,3 +72,77 @@ def drop_keypoints(pose2d: np.ndarray, rng: np.random.Generator, max_rate: float
     out = pose2d.copy()
     out[dropped] = 0.0
     return out
+
+
+# ------------------------------------------------------------------------ virtual camera orbit
+
+
+def focal_from_projection(joints_cam: np.ndarray, joints_2d: np.ndarray, conf: np.ndarray) -> float:
+    """The pinhole focal length (px) that best maps camera-frame joints to their detections.
+
+    Least squares over every joint with confidence > 0.5 of ``u = f X / Z + cx``, ``v = f Y / Z + cy``
+    (unknowns f, cx, cy; one camera per sequence). Detection noise averages out over a sequence.
+
+    Args:
+        joints_cam: (F, J, 3) camera frame, any length unit (only X / Z, Y / Z are used), Z > 0.
+        joints_2d: (F, J, 2) px.
+        conf: (F, J) detector confidence.
+    Returns:
+        f in px, or NaN when fewer than 4 usable joints exist or the fit is degenerate (f <= 0).
+    """
+    ok = (conf > 0.5) & (joints_cam[..., 2] > 0)  # (F, J)
+    if ok.sum() < 4:
+        return float("nan")
+    ratio = joints_cam[ok][:, :2] / joints_cam[ok][:, 2:3]  # (n, 2): X / Z, Y / Z
+    uv = joints_2d[ok][:, :2]  # (n, 2) px
+    n = len(ratio)
+    a = np.zeros((2 * n, 3))
+    a[:n, 0], a[:n, 1] = ratio[:, 0], 1.0
+    a[n:, 0], a[n:, 2] = ratio[:, 1], 1.0
+    b = np.concatenate([uv[:, 0], uv[:, 1]])
+    (f, _, _), *_ = np.linalg.lstsq(a, b, rcond=None)
+    return float(f) if f > 0 else float("nan")
+
+
+def orbit_matrix(pitch: float, yaw: float) -> np.ndarray:
+    """(3, 3) rotation Ry(yaw) Rx(pitch) in the camera frame (x right, y down, z forward), radians."""
+    cp, sp, cy, sy = np.cos(pitch), np.sin(pitch), np.cos(yaw), np.sin(yaw)
+    rx = np.array([[1.0, 0.0, 0.0], [0.0, cp, -sp], [0.0, sp, cp]])
+    ry = np.array([[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]])
+    return ry @ rx
+
+
+def orbit_keypoints_2d(pose2d: np.ndarray, joints_cam: np.ndarray, rot: np.ndarray, focal: float,
+                       width: float) -> np.ndarray:
+    """The 2D input as a camera orbiting the person by ``rot`` about its root would see it.
+
+    Each 3D joint is rotated about the root (joint 0 of ``joints_cam``, which stays where it is) and
+    re-projected; the detection's own error (detection minus projection of the true joint) is carried
+    over unchanged, so only the pose of the body in the camera changes. The principal point cancels
+    (only differences of projections are used). Joints with confidence 0 (missing) are left as they are.
+
+    Args:
+        pose2d: (T, J, C) normalised 2D (``x / W * 2 - 1``, ``y / W * 2 - H / W``), channel 2 confidence.
+        joints_cam: (T, J, 3) true joints in the camera frame, mm.
+        rot: (3, 3) the orbit, camera frame.
+        focal: px.
+        width: the canvas width W, px.
+    Returns:
+        (T, J, C) float32.
+    """
+    root = joints_cam[:, :1]  # (T, 1, 3)
+    moved = (joints_cam - root) @ rot.T + root  # (T, J, 3)
+    project = lambda x: focal * x[..., :2] / x[..., 2:3]  # (T, J, 2) px, up to the principal point
+    shift = (project(moved) - project(joints_cam)) * (2.0 / width)  # (T, J, 2) normalised units
+    out = pose2d.copy()
+    seen = pose2d[..., 2] > 0 if pose2d.shape[-1] > 2 else np.ones(pose2d.shape[:-1], dtype=bool)
+    out[..., :2] += np.where(seen[..., None], shift, 0.0)
+    return out.astype(np.float32)
+
+
+def orbit_pose(pose: np.ndarray, rot: np.ndarray) -> np.ndarray:
+    """SMPL poses (T, 72) axis-angle with the global orientation turned by ``rot`` (3, 3): rot R_0."""
+    out = pose.copy()
+    root = Rotation.from_matrix(rot) * Rotation.from_rotvec(pose[:, :3].astype(np.float64))
+    out[:, :3] = root.as_rotvec()
+    return out.astype(pose.dtype)

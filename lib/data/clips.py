@@ -149,6 +149,40 @@ def train_clips(spans: Sequence[Span], clip_len: int, stride: int) -> np.ndarray
     return np.concatenate(clips, axis=0)
 
 
+def clip_spans(spans: Sequence[Span], clips: np.ndarray) -> np.ndarray:
+    """(K, 2) the (start, end) span holding each clip of ``train_clips(spans, ...)`` (K, T)."""
+    bounds = np.asarray(spans, dtype=np.int64).reshape(-1, 2)  # (S, 2), sorted by start
+    if len(clips) == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    holder = np.searchsorted(bounds[:, 0], clips[:, 0], side="right") - 1  # (K,) span of each clip
+    return bounds[holder]
+
+
+def speed_up_clip(clip: np.ndarray, span: Span, step: int) -> np.ndarray:
+    """A training clip read every ``step``-th row: the same motion ``step`` times faster.
+
+    Takes ``clip_len`` rows ``step`` apart from the clip's first row; when that runs past the span's
+    end the window slides back, and when the span is too short for ``step`` the largest step that
+    fits is used. A clip that is not consecutive rows (a short span resampled with repeats) and
+    ``step`` 1 are returned unchanged.
+
+    Args:
+        clip: (T,) rows of one span, as ``train_clips`` cuts them.
+        span: (start, end) of that span, end exclusive.
+        step: rows between consecutive frames of the returned clip, >= 1.
+    Returns:
+        (T,) int64 rows inside the span, evenly spaced by a step in ``1 .. step``.
+    """
+    _check_positive("step", step)
+    start, end = int(span[0]), int(span[1])
+    clip_len = len(clip)
+    if step == 1 or clip_len < 2 or np.any(np.diff(clip) != 1):
+        return clip
+    step = max(1, min(step, (end - start - 1) // (clip_len - 1)))
+    first = min(int(clip[0]), end - 1 - step * (clip_len - 1))  # >= start: step * (T - 1) <= end - start - 1
+    return first + step * np.arange(clip_len, dtype=np.int64)
+
+
 def default_overlap(clip_len: int) -> int:
     """The evaluation overlap used when none is given: half a window."""
     return clip_len // 2

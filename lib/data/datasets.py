@@ -36,6 +36,8 @@ from torch.utils.data import Dataset
 from lib.config.task import TaskConfig
 from lib.data import augment, keypoints2d, schema
 from lib.data.clips import (
+    clip_spans,
+    speed_up_clip,
     Span,
     WindowPlan,
     sequence_spans,
@@ -74,6 +76,9 @@ ITEM_KEYS = ("pose2d", *SMPL_ITEM_KEYS, "frame_index")
 
 FLIP_PROBABILITY = 0.5
 _CORRUPTION_STREAM = 1  # extra seed word: the corruptions never share draws with the flip and roll
+_SPEED_STREAM = 2  # extra seed word of the speed-up draw
+_ORBIT_STREAM = 3  # extra seed word of the camera-orbit draw
+KEY_JOINT_CAM = "joint_cam"
 # COCO is a set of single images: each image is its own clip, and every image is kept.
 COCO_CLIP_LEN = 1
 COCO_DATA_STRIDE = 1
@@ -160,6 +165,13 @@ class MeshSplit:
             groups.append((keypoints2d.H36M_CAMERA_RES[camera], np.flatnonzero(which.reshape(-1) == k)))
         return groups
 
+    def canvas_widths(self) -> np.ndarray:
+        """(F,) the canvas width W (px) of every frame, as ``pose2d`` normalises it."""
+        widths = np.empty(self.frames, dtype=np.float64)
+        for (width, _), rows in self._canvas_groups():
+            widths[rows] = width
+        return widths
+
     def sequence_name(self, row: int) -> str:
         """The ``source`` of the frame at ``row``."""
         return _as_name(self.arrays[KEY_SOURCE][int(row)])
@@ -177,6 +189,24 @@ class MeshSplit:
             out[item_key] = np.asarray(self.arrays[pickle_key][rows], dtype=np.float32)
         out["frame_index"] = rows.copy()
         return out
+
+
+def sequence_focals(split: MeshSplit) -> np.ndarray:
+    """(F,) the focal length (px) fitted per sequence (``augment.focal_from_projection``), NaN where none fits.
+
+    Needs ``joint_cam`` (camera-frame 3D joints, optional in the pickles); a one-line ``DataError`` otherwise.
+    """
+    if KEY_JOINT_CAM not in split.arrays:
+        raise DataError(f"{split.path}: split '{split.split}' has no key '{KEY_JOINT_CAM}' (F, 17, 3), which "
+                        "orbit_deg > 0 needs to re-project the 2D; set orbit_deg: 0 or use pickles with joint_cam")
+    joints_cam = np.asarray(split.arrays[KEY_JOINT_CAM], dtype=np.float64)  # (F, 17, 3)
+    joints_2d = np.asarray(split.arrays[KEY_2D], dtype=np.float64)[..., :2]  # (F, 17, 2) px
+    conf = split.pose2d[..., 2] if split.channels == 3 else np.ones(joints_2d.shape[:2])
+    focal = np.full(split.frames, np.nan)
+    for start, end in split.spans:
+        focal[start:end] = augment.focal_from_projection(joints_cam[start:end], joints_2d[start:end],
+                                                         conf[start:end])
+    return focal
 
 
 def _to_tensors(arrays: Mapping[str, np.ndarray]) -> dict[str, Tensor]:
@@ -204,6 +234,20 @@ class TrainClipDataset(Dataset):
     gets extra white + drifting rotation noise of a random level up to ``hybrik_noise_deg`` per axis
     (the GT is untouched), and up to a fraction ``drop_2d`` of the 2D joints lose their detection.
 
+    Speed-up (``speed_max`` m > 1): each item reads its clip every s-th (subsampled) frame, s drawn
+    uniformly from 1..m (``clips.speed_up_clip``): every input and label of the same frames, so the
+    motion is up to m times faster and the frame rate effectively lower. Why: a small training set
+    shows the refiner its own motions at its own frame rates (25/30/50 fps and fast motions elsewhere).
+
+    Camera orbit (``orbit_deg`` o > 0, video splits with ``joint_cam``): each item is seen by a camera
+    moved round the person by a pitch and a yaw drawn uniformly from [-o, o] degrees about the root:
+    the GT and HybrIK global orientations turn by that rotation and every detected 2D joint moves by
+    the projection change of its true 3D joint (``augment.orbit_keypoints_2d``; the focal length of
+    each sequence fitted once from ``joint_cam`` and ``joint_2d``), its detection error kept. Why: the
+    refiner otherwise learns the few camera elevations of a small training set as a prior on the
+    global orientation, and pulls every other camera's people towards them (issue 14: a model trained
+    on style a's cameras, pitched down 2-9 deg, made style b's global orientation error 1.45x worse).
+
     Randomness: the flip, roll and corruptions of item ``i`` in epoch ``e`` are drawn from
     ``numpy.random.default_rng([seed, e, i])``, a function of (seed, epoch, index) only, so it does
     not depend on the number of DataLoader workers, on which worker loads the item, or on the order
@@ -220,11 +264,13 @@ class TrainClipDataset(Dataset):
         rotate_deg: the largest camera roll, degrees (0: none).
         hybrik_noise_deg: the largest per-axis std of the extra HybrIK noise, degrees (0: none).
         drop_2d: the largest fraction of dropped 2D joints (0: none).
+        speed_max: the largest speed-up factor (1: none).
+        orbit_deg: the largest camera-orbit pitch and yaw, degrees (0: none).
     """
 
     def __init__(self, split: MeshSplit, clip_len: int, data_stride: int, sample_stride: int,
                  flip: bool, seed: int, rotate_deg: float = 0.0, hybrik_noise_deg: float = 0.0,
-                 drop_2d: float = 0.0) -> None:
+                 drop_2d: float = 0.0, speed_max: int = 1, orbit_deg: float = 0.0) -> None:
         self.split = split
         self.clip_len = clip_len
         self.data_stride = data_stride
@@ -234,11 +280,18 @@ class TrainClipDataset(Dataset):
         self.rotate_deg = rotate_deg
         self.hybrik_noise_deg = hybrik_noise_deg
         self.drop_2d = drop_2d
+        self.speed_max = speed_max
         self.epoch = 0
-        kept = subsample_indices(split.spans, sample_stride)  # (F',) split rows
-        clips = train_clips(subsampled_spans(split.spans, sample_stride), clip_len, data_stride)
-        self.clip_rows: np.ndarray = kept[clips]  # (K, clip_len) split rows
+        self.kept = subsample_indices(split.spans, sample_stride)  # (F',) split rows
+        spans = subsampled_spans(split.spans, sample_stride)
+        self.clips = train_clips(spans, clip_len, data_stride)  # (K, clip_len) positions in `kept`
+        self.clip_spans = clip_spans(spans, self.clips)  # (K, 2) span of each clip, positions in `kept`
+        self.clip_rows: np.ndarray = self.kept[self.clips]  # (K, clip_len) split rows
         _ = split.pose2d  # normalise once here, before DataLoader workers copy the split
+        self.orbit_deg = orbit_deg
+        self.focal = self.widths = None
+        if orbit_deg > 0:
+            self.focal, self.widths = sequence_focals(split), split.canvas_widths()  # (F,) px each
         log.info("%s/%s: %d training clips of %d frames (data_stride %d, sample_stride %d, flip %s)",
                  split.dataset, split.split, len(self.clip_rows), clip_len, data_stride, sample_stride, flip)
 
@@ -261,12 +314,36 @@ class TrainClipDataset(Dataset):
         """Whether item ``index`` of the current epoch is flipped (a pure function of seed, epoch, index)."""
         return self.augmentation(index)[0]
 
+    def rows(self, index: int) -> np.ndarray:
+        """(clip_len,) split rows of item ``index`` in the current epoch (sped up by a drawn factor)."""
+        if self.speed_max <= 1:
+            return self.clip_rows[index]
+        rng = np.random.default_rng([self.seed, self.epoch, int(index), _SPEED_STREAM])
+        step = int(rng.integers(1, self.speed_max + 1))
+        return self.kept[speed_up_clip(self.clips[index], self.clip_spans[index], step)]
+
+    def orbit(self, arrays: dict[str, np.ndarray], rng: np.random.Generator) -> None:
+        """Apply a camera orbit drawn from ``rng`` to an item's arrays in place (class docstring)."""
+        rows = arrays["frame_index"]
+        focal = float(self.focal[rows[0]])
+        pitch, yaw = np.radians(rng.uniform(-self.orbit_deg, self.orbit_deg, size=2))
+        if not np.isfinite(focal):  # no camera could be fitted to this sequence: leave it as it is
+            return
+        rot = augment.orbit_matrix(pitch, yaw)
+        joints_cam = np.asarray(self.split.arrays[KEY_JOINT_CAM][rows], dtype=np.float64)  # (T, 17, 3) mm
+        arrays["pose2d"] = augment.orbit_keypoints_2d(arrays["pose2d"], joints_cam, rot, focal,
+                                                      float(self.widths[rows[0]]))
+        for key in POSE_ITEM_KEYS:
+            arrays[key] = augment.orbit_pose(arrays[key], rot)
+
     def __getitem__(self, index: int) -> dict[str, Tensor]:
-        arrays = self.split.take(self.clip_rows[index])
+        arrays = self.split.take(self.rows(index))
         if self.hybrik_noise_deg > 0 or self.drop_2d > 0:
             rng = np.random.default_rng([self.seed, self.epoch, int(index), _CORRUPTION_STREAM])
             arrays["hybrik_pose"] = augment.corrupt_pose(arrays["hybrik_pose"], rng, self.hybrik_noise_deg)
             arrays["pose2d"] = augment.drop_keypoints(arrays["pose2d"], rng, self.drop_2d)
+        if self.orbit_deg > 0:
+            self.orbit(arrays, np.random.default_rng([self.seed, self.epoch, int(index), _ORBIT_STREAM]))
         item = _to_tensors(arrays)
         flipped, angle = self.augmentation(index)
         if flipped:
@@ -418,16 +495,18 @@ def build_train_sets(cfg: TaskConfig, seed: int, files: MeshFiles | None = None)
     """
     files = files if files is not None else MeshFiles(cfg)
     augment_kwargs = dict(rotate_deg=cfg.rotate_deg, hybrik_noise_deg=cfg.hybrik_noise_deg, drop_2d=cfg.drop_2d)
+    video_kwargs = dict(speed_max=cfg.speed_max, orbit_deg=cfg.orbit_deg)  # video clips only (COCO: no motion,
+    # one image per camera)
     sets: dict[str, TrainClipDataset] = {}
     if cfg.dt_file_h36m is not None and cfg.warmup_h36m > 0:
         sets["h36m"] = TrainClipDataset(files.split("h36m", "train"), cfg.clip_len, cfg.data_stride,
-                                        cfg.sample_stride, cfg.flip, seed, **augment_kwargs)
+                                        cfg.sample_stride, cfg.flip, seed, **augment_kwargs, **video_kwargs)
     if cfg.dt_file_coco is not None and cfg.warmup_coco > 0:
         sets["coco"] = TrainClipDataset(files.split("coco", "train"), COCO_CLIP_LEN, COCO_DATA_STRIDE,
                                         COCO_SAMPLE_STRIDE, cfg.flip, seed, **augment_kwargs)
     if cfg.train_pw3d:
         sets["pw3d"] = TrainClipDataset(files.split("pw3d", "train"), cfg.clip_len, cfg.data_stride,
-                                        cfg.sample_stride, cfg.flip, seed, **augment_kwargs)
+                                        cfg.sample_stride, cfg.flip, seed, **augment_kwargs, **video_kwargs)
     return sets
 
 

@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from lib.data.augment import DRIFT_KNOT_FRAMES, corrupt_pose, drop_keypoints, rotation_noise
+from lib.data.augment import (
+    DRIFT_KNOT_FRAMES,
+    corrupt_pose,
+    drop_keypoints,
+    focal_from_projection,
+    orbit_keypoints_2d,
+    orbit_matrix,
+    orbit_pose,
+    rotation_noise,
+)
 
 
 def _pose(rng: np.random.Generator, frames: int) -> np.ndarray:
@@ -69,3 +78,67 @@ def test_drop_keypoints_zeroes_confidence_and_coordinates_of_dropped_joints() ->
     np.testing.assert_array_equal(out[~dropped], kp[~dropped])
     with pytest.raises(ValueError, match="confidence channel"):
         drop_keypoints(kp[..., :2], rng, 0.1)
+
+
+# ------------------------------------------------------------------------ virtual camera orbit
+
+W, H, F, CX, CY = 1080.0, 1920.0, 1500.0, 530.0, 975.0  # canvas, focal, principal point (px)
+
+
+def _scene(rng: np.random.Generator, frames: int = 6) -> np.ndarray:
+    """(frames, 17, 3) mm: a body-sized point cloud 3.5 m in front of the camera, moving a little."""
+    body = rng.normal(0.0, [250.0, 500.0, 120.0], size=(17, 3))
+    offset = np.stack([np.linspace(0, 300, frames), np.zeros(frames), 3500 + np.linspace(0, 200, frames)], -1)
+    return body[None] + offset[:, None]
+
+
+def _project_normalised(x: np.ndarray) -> np.ndarray:
+    """Independent pinhole projection to the normalised canvas: (..., 3) mm -> (..., 2)."""
+    u = F * x[..., 0] / x[..., 2] + CX
+    v = F * x[..., 1] / x[..., 2] + CY
+    return np.stack([u / W * 2 - 1, v / W * 2 - H / W], -1)
+
+
+def test_focal_from_projection_recovers_the_camera() -> None:
+    rng = np.random.default_rng(0)
+    joints = _scene(rng)
+    uv = np.stack([F * joints[..., 0] / joints[..., 2] + CX, F * joints[..., 1] / joints[..., 2] + CY], -1)
+    conf = np.ones(joints.shape[:2])
+    assert focal_from_projection(joints, uv, conf) == pytest.approx(F, rel=1e-9)
+    noisy = uv + rng.normal(0.0, 3.0, uv.shape)  # 3 px detection noise
+    assert focal_from_projection(joints, noisy, conf) == pytest.approx(F, rel=0.05)
+    assert np.isnan(focal_from_projection(joints, uv, np.zeros_like(conf)))  # nothing confident
+
+
+def test_orbit_matrix_is_pitch_then_yaw() -> None:
+    expected = Rotation.from_euler("YX", [0.3, -0.2]).as_matrix()  # intrinsic: Ry(0.3) Rx(-0.2)
+    np.testing.assert_allclose(orbit_matrix(-0.2, 0.3), expected, atol=1e-12)
+
+
+def test_orbit_moves_2d_as_the_rotated_body_projects_and_keeps_detection_error() -> None:
+    rng = np.random.default_rng(1)
+    joints = _scene(rng)
+    error = rng.normal(0.0, 0.01, joints.shape[:2] + (2,))  # detection error, normalised units
+    conf = rng.uniform(0.2, 1.0, joints.shape[:2])
+    conf[2, 5] = 0.0  # a missing joint: its coordinates mean nothing and stay as they are
+    pose2d = np.concatenate([_project_normalised(joints) + error, conf[..., None]], -1).astype(np.float32)
+    rot = Rotation.from_euler("YX", [0.25, -0.3]).as_matrix()
+    out = orbit_keypoints_2d(pose2d, joints, rot, F, W)
+    root = joints[:, :1]
+    expected = _project_normalised((joints - root) @ rot.T + root) + error  # the orbited body, same error
+    seen = conf > 0
+    np.testing.assert_allclose(out[..., :2][seen], expected[seen], atol=1e-5)
+    np.testing.assert_array_equal(out[2, 5], pose2d[2, 5])
+    np.testing.assert_array_equal(out[..., 2], pose2d[..., 2])
+    np.testing.assert_allclose(out[:, 0, :2], pose2d[:, 0, :2], atol=1e-6)  # the root stays where it is
+    np.testing.assert_allclose(orbit_keypoints_2d(pose2d, joints, np.eye(3), F, W), pose2d, atol=1e-7)
+
+
+def test_orbit_pose_turns_only_the_global_orientation() -> None:
+    rng = np.random.default_rng(2)
+    pose = rng.normal(0.0, 0.4, (5, 72)).astype(np.float32)
+    rot = orbit_matrix(0.2, -0.4)
+    out = orbit_pose(pose, rot)
+    np.testing.assert_array_equal(out[:, 3:], pose[:, 3:])
+    expected = rot @ Rotation.from_rotvec(pose[:, :3]).as_matrix()  # (5, 3, 3)
+    np.testing.assert_allclose(Rotation.from_rotvec(out[:, :3]).as_matrix(), expected, atol=1e-5)

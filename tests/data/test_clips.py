@@ -7,12 +7,14 @@ import pytest
 
 from lib.data.clips import (
     WindowPlan,
+    clip_spans,
     covering_windows,
     eval_windows,
     interleave,
     phase_split,
     resample_indices,
     sequence_spans,
+    speed_up_clip,
     stitch,
     stitch_weights,
     subsample_indices,
@@ -242,3 +244,41 @@ def test_covering_windows_are_the_eval_windows_holding_the_position() -> None:
                         [w for w in windows if w[0] <= position < w[1]], (clip_len, overlap, length, position)
     with pytest.raises(ValueError, match="position"):
         covering_windows(5, 5, 4)
+
+
+# ------------------------------------------------------------------------------------- speed-up
+
+
+def test_clip_spans_name_the_span_of_each_clip() -> None:
+    spans = [(0, 20), (20, 23), (23, 60)]
+    clips = train_clips(spans, clip_len=8, stride=8)
+    held = clip_spans(spans, clips)
+    for clip, (start, end) in zip(clips, held):
+        assert start <= clip.min() and clip.max() < end
+    assert {tuple(h) for h in held} == set(spans)
+
+
+def test_speed_up_clip_hand_worked() -> None:
+    clip = np.arange(10, 14)  # 4 rows of the span [5, 40)
+    np.testing.assert_array_equal(speed_up_clip(clip, (5, 40), 3), [10, 13, 16, 19])
+    np.testing.assert_array_equal(speed_up_clip(clip, (5, 40), 1), clip)
+    # runs past the end: slides back to end - 1 - step * (T - 1) = 39 - 27 = 12 ... 39
+    np.testing.assert_array_equal(speed_up_clip(np.arange(30, 34), (5, 40), 9), [12, 21, 30, 39])
+    # the span is too short for step 9: the largest step that fits, (end - start - 1) // (T - 1) = 2
+    np.testing.assert_array_equal(speed_up_clip(np.arange(0, 4), (0, 8), 9), [0, 2, 4, 6])
+    # a resampled short span (repeats) is left alone
+    short = np.array([0, 0, 1, 1])
+    np.testing.assert_array_equal(speed_up_clip(short, (0, 2), 3), short)
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 5])
+def test_speed_up_clip_stays_in_its_span_evenly_spaced(step: int) -> None:
+    spans = [(0, 17), (17, 30), (30, 100)]
+    clips = train_clips(spans, clip_len=8, stride=3)
+    for clip, span in zip(clips, clip_spans(spans, clips)):
+        rows = speed_up_clip(clip, span, step)
+        assert rows.shape == clip.shape and span[0] <= rows.min() and rows.max() < span[1]
+        gaps = np.diff(rows)
+        assert np.all(gaps == gaps[0]) and 1 <= gaps[0] <= step
+        if span[1] - span[0] - 1 >= step * 7:
+            assert gaps[0] == step  # the full step whenever the span holds it

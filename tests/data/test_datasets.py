@@ -442,3 +442,54 @@ def test_corruptions_touch_only_hybriks_pose_and_the_2d_and_are_reproducible(dat
     first = noisy[0]["hybrik_pose"]
     noisy.set_epoch(1)
     assert not torch.equal(noisy[0]["hybrik_pose"], first)  # new draws every epoch
+
+
+def test_speed_up_reads_every_sth_frame_of_one_sequence(data_root: Path) -> None:
+    split = load_split(_cfg(data_root), "pw3d", "train")
+    kwargs = dict(clip_len=8, data_stride=8, sample_stride=1, flip=False, seed=3)
+    plain = TrainClipDataset(split, **kwargs)
+    fast = TrainClipDataset(split, **kwargs, speed_max=3)
+    steps = set()
+    for i in range(len(fast)):
+        rows = fast.rows(i)
+        gaps = np.diff(rows)
+        assert np.all(gaps == gaps[0]) and 1 <= gaps[0] <= 3
+        start, end = fast.clip_spans[i]
+        assert start <= rows.min() and rows.max() < end  # never across a sequence
+        steps.add(int(gaps[0]))
+        item = fast[i]
+        np.testing.assert_array_equal(item["frame_index"].numpy(), split.take(rows)["frame_index"])
+        assert torch.equal(item["gt_pose"], torch.from_numpy(np.ascontiguousarray(split.take(rows)["gt_pose"])))
+    assert steps == {1, 2, 3}
+    np.testing.assert_array_equal(plain.rows(0), plain.clip_rows[0])
+
+
+def test_orbit_turns_both_global_orientations_alike_and_moves_the_2d(data_root: Path) -> None:
+    from scipy.spatial.transform import Rotation
+
+    split = load_split(_cfg(data_root), "pw3d", "train")
+    kwargs = dict(clip_len=8, data_stride=8, sample_stride=1, flip=False, seed=4)
+    plain = TrainClipDataset(split, **kwargs)
+    orbited = TrainClipDataset(split, **kwargs, orbit_deg=20.0)
+    assert np.all(np.isfinite(orbited.focal))
+    for i in range(4):
+        a, b = plain[i], orbited[i]
+        for key in ("gt_pose", "hybrik_pose"):
+            assert torch.equal(a[key][:, 3:], b[key][:, 3:])
+        # one rotation per item, the same for the GT and HybrIK: b_0 a_0^T equal for both and every frame
+        turn = {key: Rotation.from_rotvec(b[key][:, :3].double().numpy())
+                * Rotation.from_rotvec(a[key][:, :3].double().numpy()).inv() for key in ("gt_pose", "hybrik_pose")}
+        mats = np.concatenate([turn["gt_pose"].as_matrix(), turn["hybrik_pose"].as_matrix()])
+        np.testing.assert_allclose(mats, np.broadcast_to(mats[0], mats.shape), atol=1e-4)
+        assert 0.0 < np.degrees(turn["gt_pose"][0].magnitude()) <= 20.0 * np.sqrt(2) + 1e-6
+        assert float((a["pose2d"][..., :2] - b["pose2d"][..., :2]).abs().max()) > 1e-4
+
+
+def test_orbit_needs_joint_cam_and_says_so(data_root: Path) -> None:
+    from lib.data.datasets import MeshSplit
+    from lib.errors import DataError
+
+    split = load_split(_cfg(data_root), "pw3d", "train")
+    without = MeshSplit({k: v for k, v in split.arrays.items() if k != "joint_cam"}, "pw3d", "train", "x.pkl")
+    with pytest.raises(DataError, match=r"x.pkl: split 'train' has no key 'joint_cam'.*orbit_deg"):
+        TrainClipDataset(without, clip_len=8, data_stride=8, sample_stride=1, flip=False, seed=0, orbit_deg=10.0)
