@@ -138,11 +138,3 @@ def orbit_keypoints_2d(pose2d: np.ndarray, joints_cam: np.ndarray, rot: np.ndarr
     seen = pose2d[..., 2] > 0 if pose2d.shape[-1] > 2 else np.ones(pose2d.shape[:-1], dtype=bool)
     out[..., :2] += np.where(seen[..., None], shift, 0.0)
     return out.astype(np.float32)
-
-
-def orbit_pose(pose: np.ndarray, rot: np.ndarray) -> np.ndarray:
-    """SMPL poses (T, 72) axis-angle with the global orientation turned by ``rot`` (3, 3): rot R_0."""
-    out = pose.copy()
-    root = Rotation.from_matrix(rot) * Rotation.from_rotvec(pose[:, :3].astype(np.float64))
-    out[:, :3] = root.as_rotvec()
-    return out.astype(pose.dtype)

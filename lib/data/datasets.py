@@ -47,7 +47,7 @@ from lib.data.clips import (
 )
 from lib.errors import ConfigError, DataError
 from lib.body.flip import flip_h36m_keypoints, flip_smpl_axis_angle
-from lib.geometry.rotation import roll_keypoints_2d, roll_smpl_axis_angle
+from lib.geometry.rotation import roll_keypoints_2d, roll_smpl_axis_angle, turn_smpl_axis_angle
 
 log = logging.getLogger(__name__)
 
@@ -334,7 +334,7 @@ class TrainClipDataset(Dataset):
         arrays["pose2d"] = augment.orbit_keypoints_2d(arrays["pose2d"], joints_cam, rot, focal,
                                                       float(self.widths[rows[0]]))
         for key in POSE_ITEM_KEYS:
-            arrays[key] = augment.orbit_pose(arrays[key], rot)
+            arrays[key] = turn_smpl_axis_angle(torch.from_numpy(arrays[key]), torch.from_numpy(rot)).numpy()
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         arrays = self.split.take(self.rows(index))
@@ -495,8 +495,7 @@ def build_train_sets(cfg: TaskConfig, seed: int, files: MeshFiles | None = None)
     """
     files = files if files is not None else MeshFiles(cfg)
     augment_kwargs = dict(rotate_deg=cfg.rotate_deg, hybrik_noise_deg=cfg.hybrik_noise_deg, drop_2d=cfg.drop_2d)
-    video_kwargs = dict(speed_max=cfg.speed_max, orbit_deg=cfg.orbit_deg)  # video clips only (COCO: no motion,
-    # one image per camera)
+    video_kwargs = dict(speed_max=cfg.speed_max, orbit_deg=cfg.orbit_deg)  # video clips only: no motion in a COCO image
     sets: dict[str, TrainClipDataset] = {}
     if cfg.dt_file_h36m is not None and cfg.warmup_h36m > 0:
         sets["h36m"] = TrainClipDataset(files.split("h36m", "train"), cfg.clip_len, cfg.data_stride,

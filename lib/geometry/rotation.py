@@ -218,18 +218,23 @@ def roll_matrix(angle: float) -> Tensor:
     return torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
-def roll_smpl_axis_angle(pose: Tensor, angle: float) -> Tensor:
-    """A camera roll applied to SMPL poses in the camera frame: the global orientation becomes Rz R.
+def turn_smpl_axis_angle(pose: Tensor, rot: Tensor) -> Tensor:
+    """SMPL poses seen by a camera turned by ``rot``: the global orientation becomes rot R, the body is unchanged.
 
     Args:
         pose: (..., 72) axis-angle, radians; joint 0 is the global orientation in the camera frame.
-        angle: rad, about the optical axis (``roll_matrix``).
+        rot: (3, 3) rotation in the camera frame (any dtype; used in ``pose``'s).
     Returns:
         (..., 72); the 23 body joints (relative to their parents) are unchanged.
     """
-    roll = roll_matrix(angle).to(dtype=pose.dtype, device=pose.device)
-    root = roll @ axis_angle_to_matrix(pose[..., :3])  # (..., 3, 3)
+    root = rot.to(dtype=pose.dtype, device=pose.device) @ axis_angle_to_matrix(pose[..., :3])  # (..., 3, 3)
     return torch.cat([matrix_to_axis_angle(root), pose[..., 3:]], dim=-1)
+
+
+def roll_smpl_axis_angle(pose: Tensor, angle: float) -> Tensor:
+    """A camera roll applied to SMPL poses in the camera frame: the global orientation becomes Rz R
+    (``turn_smpl_axis_angle`` with ``roll_matrix(angle)``). pose: (..., 72) axis-angle, rad."""
+    return turn_smpl_axis_angle(pose, roll_matrix(angle))
 
 
 def roll_keypoints_2d(kp: Tensor, angle: float) -> Tensor:

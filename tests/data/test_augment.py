@@ -13,7 +13,6 @@ from lib.data.augment import (
     focal_from_projection,
     orbit_keypoints_2d,
     orbit_matrix,
-    orbit_pose,
     rotation_noise,
 )
 
@@ -132,13 +131,3 @@ def test_orbit_moves_2d_as_the_rotated_body_projects_and_keeps_detection_error()
     np.testing.assert_array_equal(out[..., 2], pose2d[..., 2])
     np.testing.assert_allclose(out[:, 0, :2], pose2d[:, 0, :2], atol=1e-6)  # the root stays where it is
     np.testing.assert_allclose(orbit_keypoints_2d(pose2d, joints, np.eye(3), F, W), pose2d, atol=1e-7)
-
-
-def test_orbit_pose_turns_only_the_global_orientation() -> None:
-    rng = np.random.default_rng(2)
-    pose = rng.normal(0.0, 0.4, (5, 72)).astype(np.float32)
-    rot = orbit_matrix(0.2, -0.4)
-    out = orbit_pose(pose, rot)
-    np.testing.assert_array_equal(out[:, 3:], pose[:, 3:])
-    expected = rot @ Rotation.from_rotvec(pose[:, :3]).as_matrix()  # (5, 3, 3)
-    np.testing.assert_allclose(Rotation.from_rotvec(out[:, :3]).as_matrix(), expected, atol=1e-5)

@@ -246,3 +246,15 @@ def test_the_numpy_projection_is_project_to_so3(rng: np.random.Generator) -> Non
     np.testing.assert_allclose(np.linalg.det(got), 1.0, atol=1e-12)
     rot = Rotation.random(5, random_state=1).as_matrix()  # a rotation is its own projection
     np.testing.assert_allclose(project_to_so3_numpy(rot), rot, atol=1e-12)
+
+
+def test_turn_smpl_axis_angle_turns_only_the_global_orientation() -> None:
+    from lib.geometry.rotation import turn_smpl_axis_angle
+
+    rng = np.random.default_rng(2)
+    pose = rng.normal(0.0, 0.4, (5, 72)).astype(np.float32)
+    rot = Rotation.from_euler("YX", [-0.4, 0.2]).as_matrix()  # a camera orbit: pitch 0.2, yaw -0.4
+    out = turn_smpl_axis_angle(torch.from_numpy(pose), torch.from_numpy(rot)).numpy()
+    np.testing.assert_array_equal(out[:, 3:], pose[:, 3:])
+    expected = rot @ Rotation.from_rotvec(pose[:, :3]).as_matrix()  # (5, 3, 3)
+    np.testing.assert_allclose(Rotation.from_rotvec(out[:, :3]).as_matrix(), expected, atol=1e-5)
