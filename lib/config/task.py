@@ -46,6 +46,7 @@ class TaskConfig:
     drop_2d: float = 0.0               # training: max fraction of 2D joints dropped (confidence 0)
     speed_max: int = 1                 # training: video clips read every s-th frame, s uniform in 1..speed_max
     orbit_deg: float = 0.0             # training: video clips seen from a camera orbited by pitch, yaw in [-o, o] deg
+    limb_deg: float = 0.0              # training: video clips' body joints (GT and HybrIK) turned by up to limb_deg, 2D re-projected
     no_conf: bool = False              # drop the 2D confidence channel from the input
     eval_root: Literal["pelvis", "mid_hip"] = "pelvis"   # root of the evaluation protocol
     # --- schedule -----------------------------------------------------------------------------
@@ -209,6 +210,8 @@ def _check_values(cfg: TaskConfig) -> None:
         raise ConfigError(f"{src}: key 'drop_2d' = {cfg.drop_2d}; expected a fraction in [0, 1)")
     if not 0.0 <= cfg.orbit_deg <= 60.0:
         raise ConfigError(f"{src}: key 'orbit_deg' = {cfg.orbit_deg}; expected degrees in [0, 60]")
+    if not 0.0 <= cfg.limb_deg <= 90.0:
+        raise ConfigError(f"{src}: key 'limb_deg' = {cfg.limb_deg}; expected degrees in [0, 90]")
     if not 1 <= cfg.speed_max <= 8:
         raise ConfigError(f"{src}: key 'speed_max' = {cfg.speed_max}; expected an integer speed-up in 1..8 (1: off)")
     if cfg.drop_2d > 0 and cfg.no_conf:

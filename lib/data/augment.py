@@ -112,17 +112,40 @@ def orbit_matrix(pitch: float, yaw: float) -> np.ndarray:
     return ry @ rx
 
 
+def reproject_keypoints_2d(pose2d: np.ndarray, joints_cam: np.ndarray, moved: np.ndarray, focal: float,
+                           width: float) -> np.ndarray:
+    """The 2D input as the camera would see it had the true joints been at ``moved``.
+
+    Every detected 2D joint moves by the change of projection of its true 3D joint; the detection's own
+    error (detection minus projection of the true joint) is carried over unchanged. The principal point
+    cancels (only differences of projections are used). Joints with confidence 0 (missing) stay as they are.
+
+    Args:
+        pose2d: (T, J, C) normalised 2D (``x / W * 2 - 1``, ``y / W * 2 - H / W``), channel 2 confidence.
+        joints_cam: (T, J, 3) true joints in the camera frame, mm, Z > 0.
+        moved: (T, J, 3) where they go, same frame and unit.
+        focal: px.
+        width: the canvas width W, px.
+    Returns:
+        (T, J, C) float32.
+    """
+    project = lambda x: focal * x[..., :2] / x[..., 2:3]  # (T, J, 2) px, up to the principal point
+    shift = (project(moved) - project(joints_cam)) * (2.0 / width)  # (T, J, 2) normalised units
+    out = pose2d.copy()
+    seen = pose2d[..., 2] > 0 if pose2d.shape[-1] > 2 else np.ones(pose2d.shape[:-1], dtype=bool)
+    out[..., :2] += np.where(seen[..., None], shift, 0.0)
+    return out.astype(np.float32)
+
+
 def orbit_keypoints_2d(pose2d: np.ndarray, joints_cam: np.ndarray, rot: np.ndarray, focal: float,
                        width: float) -> np.ndarray:
     """The 2D input as a camera orbiting the person by ``rot`` about its root would see it.
 
     Each 3D joint is rotated about the root (joint 0 of ``joints_cam``, which stays where it is) and
-    re-projected; the detection's own error (detection minus projection of the true joint) is carried
-    over unchanged, so only the pose of the body in the camera changes. The principal point cancels
-    (only differences of projections are used). Joints with confidence 0 (missing) are left as they are.
+    re-projected with ``reproject_keypoints_2d`` (detection errors carried over, missing joints kept).
 
     Args:
-        pose2d: (T, J, C) normalised 2D (``x / W * 2 - 1``, ``y / W * 2 - H / W``), channel 2 confidence.
+        pose2d: (T, J, C) normalised 2D, channel 2 confidence.
         joints_cam: (T, J, 3) true joints in the camera frame, mm.
         rot: (3, 3) the orbit, camera frame.
         focal: px.
@@ -132,9 +155,40 @@ def orbit_keypoints_2d(pose2d: np.ndarray, joints_cam: np.ndarray, rot: np.ndarr
     """
     root = joints_cam[:, :1]  # (T, 1, 3)
     moved = (joints_cam - root) @ rot.T + root  # (T, J, 3)
-    project = lambda x: focal * x[..., :2] / x[..., 2:3]  # (T, J, 2) px, up to the principal point
-    shift = (project(moved) - project(joints_cam)) * (2.0 / width)  # (T, J, 2) normalised units
-    out = pose2d.copy()
-    seen = pose2d[..., 2] > 0 if pose2d.shape[-1] > 2 else np.ones(pose2d.shape[:-1], dtype=bool)
-    out[..., :2] += np.where(seen[..., None], shift, 0.0)
-    return out.astype(np.float32)
+    return reproject_keypoints_2d(pose2d, joints_cam, moved, focal, width)
+
+
+# ------------------------------------------------------------------------ body-pose offsets
+
+
+def limb_offsets(rng: np.random.Generator, frames: int, max_deg: float) -> np.ndarray:
+    """Random per-joint rotation vectors (frames, 24, 3), radians, that turn a clip's body pose; joint 0 is 0.
+
+    Each of the 23 body joints gets a constant offset plus a linear ramp over the clip (centred on its
+    middle frame), each a random axis times an angle drawn uniformly from [0, ``max_deg``] degrees: the
+    pose moves somewhere the data never showed, and the limb's speed changes by up to ``max_deg`` per clip.
+    """
+    def random_vectors() -> np.ndarray:  # (23, 3): random axes, angles uniform in [0, max_deg]
+        axes = rng.normal(size=(SMPL_NUM_JOINTS - 1, 3))
+        axes /= np.linalg.norm(axes, axis=-1, keepdims=True)
+        return axes * np.radians(rng.uniform(0.0, max_deg, size=(SMPL_NUM_JOINTS - 1, 1)))
+
+    constant, ramp = random_vectors(), random_vectors()
+    t = np.linspace(-0.5, 0.5, frames)[:, None, None] if frames > 1 else np.zeros((1, 1, 1))  # (T, 1, 1)
+    out = np.zeros((frames, SMPL_NUM_JOINTS, 3))
+    out[:, 1:] = constant + t * ramp
+    return out
+
+
+def offset_pose(pose: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """SMPL axis-angle poses with every joint turned in its own frame: R_j -> R_j Exp(o_j).
+
+    Args:
+        pose: (T, 72) axis-angle, radians.
+        offsets: (T, 24, 3) rotation vectors, radians (``limb_offsets``).
+    Returns:
+        (T, 72), ``pose``'s dtype.
+    """
+    rot = Rotation.from_rotvec(pose.reshape(-1, 3).astype(np.float64))
+    out = rot * Rotation.from_rotvec(offsets.reshape(-1, 3))
+    return out.as_rotvec().reshape(pose.shape).astype(pose.dtype)

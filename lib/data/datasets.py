@@ -47,7 +47,8 @@ from lib.data.clips import (
 )
 from lib.errors import ConfigError, DataError
 from lib.body.flip import flip_h36m_keypoints, flip_smpl_axis_angle
-from lib.geometry.rotation import roll_keypoints_2d, roll_smpl_axis_angle, turn_smpl_axis_angle
+from lib.body.joint_names import H36M_ROOT
+from lib.geometry.rotation import axis_angle_to_matrix, roll_keypoints_2d, roll_smpl_axis_angle, turn_smpl_axis_angle
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ FLIP_PROBABILITY = 0.5
 _CORRUPTION_STREAM = 1  # extra seed word: the corruptions never share draws with the flip and roll
 _SPEED_STREAM = 2  # extra seed word of the speed-up draw
 _ORBIT_STREAM = 3  # extra seed word of the camera-orbit draw
+_LIMB_STREAM = 4  # extra seed word of the body-pose offsets
 KEY_JOINT_CAM = "joint_cam"
 # COCO is a set of single images: each image is its own clip, and every image is kept.
 COCO_CLIP_LEN = 1
@@ -198,7 +200,7 @@ def sequence_focals(split: MeshSplit) -> np.ndarray:
     """
     if KEY_JOINT_CAM not in split.arrays:
         raise DataError(f"{split.path}: split '{split.split}' has no key '{KEY_JOINT_CAM}' (F, 17, 3), which "
-                        "orbit_deg > 0 needs to re-project the 2D; set orbit_deg: 0 or use pickles with joint_cam")
+                        "orbit_deg > 0 and limb_deg > 0 need to re-project the 2D; set both to 0 or use pickles with joint_cam")
     joints_cam = np.asarray(split.arrays[KEY_JOINT_CAM], dtype=np.float64)  # (F, 17, 3)
     joints_2d = np.asarray(split.arrays[KEY_2D], dtype=np.float64)[..., :2]  # (F, 17, 2) px
     conf = split.pose2d[..., 2] if split.channels == 3 else np.ones(joints_2d.shape[:2])
@@ -207,6 +209,14 @@ def sequence_focals(split: MeshSplit) -> np.ndarray:
         focal[start:end] = augment.focal_from_projection(joints_cam[start:end], joints_2d[start:end],
                                                          conf[start:end])
     return focal
+
+
+def h36m_joints_mm(body: torch.nn.Module, pose: np.ndarray, betas: np.ndarray) -> np.ndarray:
+    """H36M-17 joints of SMPL poses, mm, in SMPL's frame (no translation): (T, 72), (T, 10) -> (T, 17, 3)."""
+    with torch.no_grad():
+        rot = axis_angle_to_matrix(torch.from_numpy(pose).float().view(-1, 24, 3))  # (T, 24, 3, 3)
+        vertices, _ = body.skin(rot, torch.from_numpy(betas).float(), scale=1000.0)  # (T, 3, 6890) mm
+        return body.h36m_joints_cm(vertices).transpose(1, 2).double().numpy()  # (T, 17, 3)
 
 
 def _to_tensors(arrays: Mapping[str, np.ndarray]) -> dict[str, Tensor]:
@@ -248,6 +258,16 @@ class TrainClipDataset(Dataset):
     global orientation, and pulls every other camera's people towards them (issue 14: a model trained
     on style a's cameras, pitched down 2-9 deg, made style b's global orientation error 1.45x worse).
 
+    Body-pose offsets (``limb_deg`` l > 0, video splits with ``joint_cam``; needs ``body``): every body
+    joint of the GT and of HybrIK's input turns by the same rotation in its own frame (a constant plus a
+    ramp over the clip, up to l degrees each, ``augment.limb_offsets``), so HybrIK's error on that joint
+    is carried over; the true 3D joints move by the SMPL change (GT betas, root kept in place) and every
+    detected 2D joint by its projection change (``augment.reproject_keypoints_2d``, detection error
+    kept). Applied first, so the corruptions, the orbit and the roll see the new pose. Why: a small
+    training set shows the refiner a few motion families; learnt on them alone, its residual pulls other
+    people's poses towards them (issue 14: trained on style a, given style b's true poses and clean 2D,
+    it still returned 100 mm errors).
+
     Randomness: the flip, roll and corruptions of item ``i`` in epoch ``e`` are drawn from
     ``numpy.random.default_rng([seed, e, i])``, a function of (seed, epoch, index) only, so it does
     not depend on the number of DataLoader workers, on which worker loads the item, or on the order
@@ -266,11 +286,14 @@ class TrainClipDataset(Dataset):
         drop_2d: the largest fraction of dropped 2D joints (0: none).
         speed_max: the largest speed-up factor (1: none).
         orbit_deg: the largest camera-orbit pitch and yaw, degrees (0: none).
+        limb_deg: the largest body-pose offset per joint, degrees (0: none).
+        body: ``lib.body.smpl.BodyModel`` (CPU), needed when ``limb_deg`` > 0.
     """
 
     def __init__(self, split: MeshSplit, clip_len: int, data_stride: int, sample_stride: int,
                  flip: bool, seed: int, rotate_deg: float = 0.0, hybrik_noise_deg: float = 0.0,
-                 drop_2d: float = 0.0, speed_max: int = 1, orbit_deg: float = 0.0) -> None:
+                 drop_2d: float = 0.0, speed_max: int = 1, orbit_deg: float = 0.0, limb_deg: float = 0.0,
+                 body: torch.nn.Module | None = None) -> None:
         self.split = split
         self.clip_len = clip_len
         self.data_stride = data_stride
@@ -289,8 +312,12 @@ class TrainClipDataset(Dataset):
         self.clip_rows: np.ndarray = self.kept[self.clips]  # (K, clip_len) split rows
         _ = split.pose2d  # normalise once here, before DataLoader workers copy the split
         self.orbit_deg = orbit_deg
+        self.limb_deg = limb_deg
+        if limb_deg > 0 and body is None:
+            raise ValueError("limb_deg > 0 needs the SMPL body model (body=BodyModel(data_root))")
+        self.body = body
         self.focal = self.widths = None
-        if orbit_deg > 0:
+        if orbit_deg > 0 or limb_deg > 0:
             self.focal, self.widths = sequence_focals(split), split.canvas_widths()  # (F,) px each
         log.info("%s/%s: %d training clips of %d frames (data_stride %d, sample_stride %d, flip %s)",
                  split.dataset, split.split, len(self.clip_rows), clip_len, data_stride, sample_stride, flip)
@@ -322,28 +349,58 @@ class TrainClipDataset(Dataset):
         step = int(rng.integers(1, self.speed_max + 1))
         return self.kept[speed_up_clip(self.clips[index], self.clip_spans[index], step)]
 
-    def orbit(self, arrays: dict[str, np.ndarray], rng: np.random.Generator) -> None:
-        """Apply a camera orbit drawn from ``rng`` to an item's arrays in place (class docstring)."""
+    def orbit(self, arrays: dict[str, np.ndarray], joints_cam: np.ndarray, rng: np.random.Generator) -> None:
+        """Apply a camera orbit drawn from ``rng`` to an item's arrays in place (class docstring).
+        joints_cam: (T, 17, 3) mm, the item's true joints in the camera frame."""
         rows = arrays["frame_index"]
         focal = float(self.focal[rows[0]])
         pitch, yaw = np.radians(rng.uniform(-self.orbit_deg, self.orbit_deg, size=2))
         if not np.isfinite(focal):  # no camera could be fitted to this sequence: leave it as it is
             return
         rot = augment.orbit_matrix(pitch, yaw)
-        joints_cam = np.asarray(self.split.arrays[KEY_JOINT_CAM][rows], dtype=np.float64)  # (T, 17, 3) mm
         arrays["pose2d"] = augment.orbit_keypoints_2d(arrays["pose2d"], joints_cam, rot, focal,
                                                       float(self.widths[rows[0]]))
         for key in POSE_ITEM_KEYS:
             arrays[key] = turn_smpl_axis_angle(torch.from_numpy(arrays[key]), torch.from_numpy(rot)).numpy()
 
+    def offset_limbs(self, arrays: dict[str, np.ndarray], joints_cam: np.ndarray,
+                     rng: np.random.Generator) -> np.ndarray:
+        """Apply body-pose offsets drawn from ``rng`` to an item's arrays in place (class docstring).
+
+        Args:
+            joints_cam: (T, 17, 3) mm, the item's true joints in the camera frame.
+        Returns:
+            (T, 17, 3) mm, the true joints of the new pose (``joints_cam`` when no camera fits the sequence).
+        """
+        rows = arrays["frame_index"]
+        focal = float(self.focal[rows[0]])
+        offsets = augment.limb_offsets(rng, len(rows), self.limb_deg)  # (T, 24, 3) rad
+        if not np.isfinite(focal):  # the 2D could not follow: leave the item as it is
+            return joints_cam
+        new_pose = augment.offset_pose(arrays["gt_pose"], offsets)
+        before, after = (h36m_joints_mm(self.body, pose, arrays["gt_shape"]) for pose in (arrays["gt_pose"], new_pose))
+        root = slice(H36M_ROOT, H36M_ROOT + 1)
+        moved = joints_cam + (after - after[:, root]) - (before - before[:, root])  # (T, 17, 3) mm
+        arrays["pose2d"] = augment.reproject_keypoints_2d(arrays["pose2d"], joints_cam, moved, focal,
+                                                          float(self.widths[rows[0]]))
+        arrays["gt_pose"] = new_pose
+        arrays["hybrik_pose"] = augment.offset_pose(arrays["hybrik_pose"], offsets)
+        return moved
+
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         arrays = self.split.take(self.rows(index))
+        joints_cam = None  # (T, 17, 3) mm, the true joints, when an augmentation re-projects the 2D
+        if self.limb_deg > 0 or self.orbit_deg > 0:
+            joints_cam = np.asarray(self.split.arrays[KEY_JOINT_CAM][arrays["frame_index"]], dtype=np.float64)
+        if self.limb_deg > 0:
+            joints_cam = self.offset_limbs(arrays, joints_cam,
+                                           np.random.default_rng([self.seed, self.epoch, int(index), _LIMB_STREAM]))
         if self.hybrik_noise_deg > 0 or self.drop_2d > 0:
             rng = np.random.default_rng([self.seed, self.epoch, int(index), _CORRUPTION_STREAM])
             arrays["hybrik_pose"] = augment.corrupt_pose(arrays["hybrik_pose"], rng, self.hybrik_noise_deg)
             arrays["pose2d"] = augment.drop_keypoints(arrays["pose2d"], rng, self.drop_2d)
         if self.orbit_deg > 0:
-            self.orbit(arrays, np.random.default_rng([self.seed, self.epoch, int(index), _ORBIT_STREAM]))
+            self.orbit(arrays, joints_cam, np.random.default_rng([self.seed, self.epoch, int(index), _ORBIT_STREAM]))
         item = _to_tensors(arrays)
         flipped, angle = self.augmentation(index)
         if flipped:
@@ -481,6 +538,13 @@ def load_split(cfg: TaskConfig, dataset: str, split: str, files: MeshFiles | Non
     return (files if files is not None else MeshFiles(cfg)).split(dataset, split)
 
 
+def body_model_for(cfg: TaskConfig) -> torch.nn.Module:
+    """The SMPL model of ``cfg.data_root`` on the CPU, for augmentations that re-pose the body."""
+    from lib.body.smpl import BodyModel  # smplx: only when an augmentation needs SMPL
+
+    return BodyModel(cfg.data_root).eval()
+
+
 def build_train_sets(cfg: TaskConfig, seed: int, files: MeshFiles | None = None) -> dict[str, TrainClipDataset]:
     """The training datasets of a config, keyed by dataset name.
 
@@ -495,7 +559,8 @@ def build_train_sets(cfg: TaskConfig, seed: int, files: MeshFiles | None = None)
     """
     files = files if files is not None else MeshFiles(cfg)
     augment_kwargs = dict(rotate_deg=cfg.rotate_deg, hybrik_noise_deg=cfg.hybrik_noise_deg, drop_2d=cfg.drop_2d)
-    video_kwargs = dict(speed_max=cfg.speed_max, orbit_deg=cfg.orbit_deg)  # video clips only: no motion in a COCO image
+    video_kwargs = dict(speed_max=cfg.speed_max, orbit_deg=cfg.orbit_deg,  # video clips only: no motion in a COCO image
+                        limb_deg=cfg.limb_deg, body=body_model_for(cfg) if cfg.limb_deg > 0 else None)
     sets: dict[str, TrainClipDataset] = {}
     if cfg.dt_file_h36m is not None and cfg.warmup_h36m > 0:
         sets["h36m"] = TrainClipDataset(files.split("h36m", "train"), cfg.clip_len, cfg.data_stride,

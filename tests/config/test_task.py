@@ -101,6 +101,8 @@ def test_unknown_key_lists_valid_keys(tmp_path: Path) -> None:
         (dict(lambda_pose=-1), "'lambda_pose'"),
         (dict(dt_file_pw3d=None), "'dt_file_pw3d'"),
         (dict(eval_root="hips"), "'eval_root'"),
+        (dict(limb_deg=120), "'limb_deg' = 120.0; expected degrees in [0, 90]"),
+        (dict(orbit_deg=-1), "'orbit_deg'"),
     ],
 )
 def test_bad_values_are_one_line_errors(tmp_path: Path, changes: dict, fragment: str) -> None:

@@ -11,8 +11,11 @@ from lib.data.augment import (
     corrupt_pose,
     drop_keypoints,
     focal_from_projection,
+    limb_offsets,
+    offset_pose,
     orbit_keypoints_2d,
     orbit_matrix,
+    reproject_keypoints_2d,
     rotation_noise,
 )
 
@@ -131,3 +134,50 @@ def test_orbit_moves_2d_as_the_rotated_body_projects_and_keeps_detection_error()
     np.testing.assert_array_equal(out[..., 2], pose2d[..., 2])
     np.testing.assert_allclose(out[:, 0, :2], pose2d[:, 0, :2], atol=1e-6)  # the root stays where it is
     np.testing.assert_allclose(orbit_keypoints_2d(pose2d, joints, np.eye(3), F, W), pose2d, atol=1e-7)
+
+
+def test_reproject_moves_2d_to_the_new_joints_and_keeps_detection_error() -> None:
+    rng = np.random.default_rng(2)
+    joints = _scene(rng)
+    moved = joints + rng.normal(0.0, 80.0, joints.shape)  # any new 3D joints
+    error = rng.normal(0.0, 0.01, joints.shape[:2] + (2,))
+    conf = rng.uniform(0.2, 1.0, joints.shape[:2])
+    conf[1, 3] = 0.0
+    pose2d = np.concatenate([_project_normalised(joints) + error, conf[..., None]], -1).astype(np.float32)
+    out = reproject_keypoints_2d(pose2d, joints, moved, F, W)
+    seen = conf > 0
+    np.testing.assert_allclose(out[..., :2][seen], (_project_normalised(moved) + error)[seen], atol=1e-5)
+    np.testing.assert_array_equal(out[1, 3], pose2d[1, 3])
+
+
+# ------------------------------------------------------------------------ body-pose offsets
+
+
+def test_limb_offsets_are_a_constant_plus_a_ramp_up_to_the_maximum_and_spare_the_root() -> None:
+    rng = np.random.default_rng(3)
+    out = limb_offsets(rng, 9, 30.0)
+    assert out.shape == (9, 24, 3)
+    np.testing.assert_array_equal(out[:, 0], 0.0)  # the global orientation is not a limb
+    steps = np.diff(out, axis=0)  # a straight line in rotation-vector space
+    np.testing.assert_allclose(steps, np.broadcast_to(steps[:1], steps.shape), atol=1e-12)
+    constant, ramp = out[4, 1:], out[-1, 1:] - out[0, 1:]  # middle frame; whole clip
+    for part in (constant, ramp):
+        angles = np.degrees(np.linalg.norm(part, axis=-1))
+        assert angles.max() <= 30.0 + 1e-9 and angles.max() > 15.0  # drawn up to the maximum
+    np.testing.assert_array_equal(limb_offsets(np.random.default_rng(3), 1, 30.0)[0, 1:], constant)  # one frame: constant
+    assert np.abs(limb_offsets(rng, 5, 0.0)).max() == 0.0
+
+
+def test_offset_pose_turns_each_joint_in_its_own_frame() -> None:
+    import torch
+
+    from lib.geometry.rotation import axis_angle_to_matrix
+
+    rng = np.random.default_rng(4)
+    pose = rng.normal(0.0, 0.6, (5, 72)).astype(np.float32)
+    offsets = limb_offsets(rng, 5, 40.0)
+    out = offset_pose(pose, offsets)
+    assert out.dtype == np.float32 and out.shape == (5, 72)
+    mat = lambda aa: axis_angle_to_matrix(torch.from_numpy(np.asarray(aa, np.float64)).reshape(5, 24, 3)).numpy()
+    np.testing.assert_allclose(mat(out), mat(pose) @ mat(offsets), atol=1e-5)  # R_j Exp(o_j), not Exp(o_j) R_j
+    np.testing.assert_allclose(out[:, :3], pose[:, :3], atol=1e-6)  # root offset 0: unchanged

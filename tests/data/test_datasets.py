@@ -493,3 +493,44 @@ def test_orbit_needs_joint_cam_and_says_so(data_root: Path) -> None:
     without = MeshSplit({k: v for k, v in split.arrays.items() if k != "joint_cam"}, "pw3d", "train", "x.pkl")
     with pytest.raises(DataError, match=r"x.pkl: split 'train' has no key 'joint_cam'.*orbit_deg"):
         TrainClipDataset(without, clip_len=8, data_stride=8, sample_stride=1, flip=False, seed=0, orbit_deg=10.0)
+
+
+
+def test_limb_offsets_turn_gt_and_hybrik_alike_and_move_the_2d_with_the_body(data_root: Path) -> None:
+    from lib.body.smpl import BodyModel
+
+    split = load_split(_cfg(data_root), "pw3d", "train")
+    body = BodyModel(data_root).eval()
+    kwargs = dict(clip_len=8, data_stride=8, sample_stride=1, flip=False, seed=6)
+    plain = TrainClipDataset(split, **kwargs)
+    posed = TrainClipDataset(split, **kwargs, limb_deg=30.0, body=body)
+    regressor = np.load(data_root / "J_regressor_h36m_correct.npy")  # (17, 6890)
+
+    def joints_mm(pose: torch.Tensor, betas: torch.Tensor) -> np.ndarray:  # numpy regressor, (T, 17, 3)
+        with torch.no_grad():
+            vertices = body.forward_axis_angle(pose.float(), betas.float()).vertices.double().numpy()
+        return np.einsum("jv,tvc->tjc", regressor, vertices) * 1000.0
+
+    for i in range(3):
+        a, b = plain[i], posed[i]
+        rows = a["frame_index"].numpy()
+        # one change per joint and frame, the same for the GT and HybrIK: R_a^T R_b equal; the root unchanged
+        change = {key: (Rotation.from_rotvec(a[key].double().numpy().reshape(-1, 3)).inv()
+                        * Rotation.from_rotvec(b[key].double().numpy().reshape(-1, 3))).as_matrix() for key in ("gt_pose", "hybrik_pose")}
+        np.testing.assert_allclose(change["gt_pose"], change["hybrik_pose"], atol=1e-4)
+        np.testing.assert_allclose(change["gt_pose"].reshape(8, 24, 3, 3)[:, 0], np.broadcast_to(np.eye(3), (8, 3, 3)),
+                                   atol=1e-5)
+        assert np.degrees(Rotation.from_matrix(change["gt_pose"]).magnitude()).max() > 10.0
+        # the 2D moved by the projection change of the re-posed body (root kept), detection error kept
+        before, after = joints_mm(a["gt_pose"], a["gt_shape"]), joints_mm(b["gt_pose"], b["gt_shape"])
+        cam = np.asarray(split.arrays["joint_cam"][rows], np.float64)
+        moved = cam + (after - after[:, :1]) - (before - before[:, :1])
+        focal, width = float(posed.focal[rows[0]]), float(split.canvas_widths()[rows[0]])
+        project = lambda x: focal * x[..., :2] / x[..., 2:3] * (2.0 / width)
+        seen = a["pose2d"][..., 2].numpy() > 0
+        expected = a["pose2d"][..., :2].numpy() + project(moved) - project(cam)
+        np.testing.assert_allclose(b["pose2d"][..., :2].numpy()[seen], expected[seen], atol=2e-4)
+        assert np.abs(b["pose2d"][..., :2].numpy() - a["pose2d"][..., :2].numpy())[seen].max() > 1e-2
+        np.testing.assert_array_equal(b["pose2d"][..., 2].numpy(), a["pose2d"][..., 2].numpy())
+    with pytest.raises(ValueError, match="limb_deg > 0 needs the SMPL body model"):
+        TrainClipDataset(split, **kwargs, limb_deg=10.0)
