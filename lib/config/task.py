@@ -46,6 +46,7 @@ class TaskConfig:
     drop_2d: float = 0.0               # training: max fraction of 2D joints dropped (confidence 0)
     speed_max: int = 1                 # training: video clips read every s-th frame, s uniform in 1..speed_max
     orbit_deg: float = 0.0             # training: video clips seen from a camera orbited by pitch, yaw in [-o, o] deg
+    input_hybrik: bool = False         # model: the backbone also sees HybrIK's 3D joints and the 2D's disagreement with them
     limb_deg: float = 0.0              # training: video clips' body joints (GT and HybrIK) turned by up to limb_deg, 2D re-projected
     no_conf: bool = False              # drop the 2D confidence channel from the input
     eval_root: Literal["pelvis", "mid_hip"] = "pelvis"   # root of the evaluation protocol

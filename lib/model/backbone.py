@@ -97,13 +97,14 @@ class Backbone(nn.Module):
         drop_path_max: drop-path rate of the last layer.
         input_norm: ``canvas`` (the 2D as given, normalised on the image canvas, the original) or
             ``clip`` (first re-expressed by ``clip_centered_2d``).
+        extra_channels: channels per joint appended after the 2D (``lib.model.evidence``), used as given.
     """
 
     def __init__(self, *, in_channels: int, dim: int, depth: int, num_heads: int, mlp_ratio: float, maxlen: int,
                  num_joints: int = H36M_NUM_JOINTS, use_common: bool = True, relation_bias: str = "uniform",
                  j2j_adjacency: bool = True, partitions: tuple[tuple[int, ...], ...] = (),
                  merge_mode: str = "none", j2e_main: bool = True, j2e_bias: bool = True,
-                 drop_path_max: float = DROP_PATH_MAX, input_norm: str = "canvas") -> None:
+                 drop_path_max: float = DROP_PATH_MAX, input_norm: str = "canvas", extra_channels: int = 0) -> None:
         super().__init__()
         if input_norm not in INPUT_NORMS:
             raise ValueError(f"input_norm must be one of {INPUT_NORMS}, got {input_norm!r}")
@@ -111,12 +112,13 @@ class Backbone(nn.Module):
         if not use_common and not partitions:
             raise ValueError("the backbone needs a spatial block: use_common or at least one hypergraph partition")
         self.in_channels = in_channels
+        self.extra_channels = extra_channels
         self.num_joints = num_joints
         self.maxlen = maxlen
         bias_init = relation_bias_init(relation_bias, num_joints)
         drop_paths = torch.linspace(0.0, drop_path_max, depth).tolist()
 
-        self.joint_embed = nn.Linear(in_channels, dim)
+        self.joint_embed = nn.Linear(in_channels + extra_channels, dim)
         self.spatial_pos = nn.Parameter(torch.zeros(num_joints, dim))
         self.temporal_pos = nn.Parameter(torch.zeros(maxlen, dim))
         self.spatial_layers = nn.ModuleList(
@@ -135,21 +137,23 @@ class Backbone(nn.Module):
         """Features of a batch of clips.
 
         Args:
-            x: (N, T, J, in_channels) normalised 2D keypoints (x, y[, confidence]), T <= maxlen.
+            x: (N, T, J, in_channels + extra_channels) normalised 2D keypoints (x, y[, confidence]),
+                then the extra channels; T <= maxlen.
         Returns:
             (N, T, J, dim).
         Raises:
             ValueError: wrong joint or channel count, or T > maxlen.
         """
-        if x.shape[-2] != self.num_joints or x.shape[-1] != self.in_channels:
+        if x.shape[-2] != self.num_joints or x.shape[-1] != self.in_channels + self.extra_channels:
             raise ValueError(f"backbone input has shape {tuple(x.shape)}; expected (N, T, {self.num_joints}, "
-                             f"{self.in_channels}) (3 channels x, y, confidence; 2 with no_conf)")
+                             f"{self.in_channels + self.extra_channels}) (3 channels x, y, confidence; 2 with "
+                             f"no_conf; then {self.extra_channels} extra)")
         num_frames = x.shape[1]
         if num_frames > self.maxlen:
             raise ValueError(f"clip of {num_frames} frames exceeds maxlen = {self.maxlen}; "
                              "shorten the clip or raise maxlen in the task config")
         if self.input_norm == "clip":
-            x = clip_centered_2d(x)
+            x = torch.cat([clip_centered_2d(x[..., :self.in_channels]), x[..., self.in_channels:]], dim=-1)
         h = self.joint_embed(x) + self.spatial_pos  # (N, T, J, C)
         for i, (spatial, temporal) in enumerate(zip(self.spatial_layers, self.temporal_layers)):
             h = self.spatial_norm(spatial(h))

@@ -20,6 +20,7 @@ from lib.config.options import ModelOptions
 from lib.config.task import TaskConfig
 from lib.errors import ConfigError
 from lib.model.backbone import Backbone
+from lib.model.evidence import EVIDENCE_CHANNELS
 from lib.model.head import RefineHead
 from lib.model.refiner import MeshRefiner
 
@@ -60,6 +61,7 @@ def build_backbone(task_cfg: TaskConfig, hyper_cfg: HyperConfig | None, options:
         num_joints=task_cfg.num_joints, use_common=use_common, relation_bias=options.hyper_relation_bias,
         j2j_adjacency=options.j2j_adjacency, partitions=partitions, merge_mode=merge_mode,
         j2e_main=options.j2e_main, j2e_bias=options.j2e_bias, input_norm=task_cfg.input_norm,
+        extra_channels=EVIDENCE_CHANNELS if task_cfg.input_hybrik else 0,
     )
 
 

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from lib.body.joint_names import H36M_ROOT, SMPL_NUM_JOINTS
 from lib.geometry.rotation import axis_angle_to_matrix, matrix_to_axis_angle
 from lib.model.backbone import Backbone
+from lib.model.evidence import hybrik_2d_evidence
 from lib.model.head import RefineHead
 
 MM_PER_M = 1000.0
@@ -80,7 +81,11 @@ class MeshRefiner(nn.Module):
         """Refined rotations (N, T, 24, 3, 3) and betas (N, T, 10) without running SMPL (inputs as
         ``refine``); evaluation and inference stitch these over windows, then run SMPL once per frame."""
         init_rot = axis_angle_to_matrix(hybrik_theta.unflatten(-1, (SMPL_NUM_JOINTS, 3)))  # (N, T, 24, 3, 3)
-        return self.head(self.backbone(pose2d), init_rot, hybrik_shape)
+        features_in = pose2d
+        if self.backbone.extra_channels:  # input_hybrik: HybrIK's joints and the 2D's disagreement with them
+            _, hybrik_joints = self.posed_mesh_mm(init_rot, hybrik_shape)  # (N, T, 17, 3) mm
+            features_in = torch.cat([pose2d, hybrik_2d_evidence(pose2d, hybrik_joints)], dim=-1)
+        return self.head(self.backbone(features_in), init_rot, hybrik_shape)
 
     def refine(self, pose2d: Tensor, hybrik_theta: Tensor,
                hybrik_shape: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:

@@ -236,3 +236,30 @@ def test_export_view_matches_forward(model_v2) -> None:
     assert isinstance(exported, tuple) and len(exported) == 4
     for got, key in zip(exported, ("rot_mat", "shape", "vertices", "keypoint_3d")):
         assert torch.equal(got, out[key])
+
+
+def test_input_hybrik_feeds_the_backbone_hybrik_joints_and_the_2d_disagreement(task_cfg: TaskConfig, label1,
+                                                                              smpl_root: Path) -> None:
+    from lib.model.evidence import EVIDENCE_CHANNELS, hybrik_2d_evidence
+
+    torch.manual_seed(0)
+    model = build_model(task_cfg.replace(input_hybrik=True), label1, ModelOptions()).eval()
+    assert model.in_channels == 3 and model.backbone.joint_embed.in_features == 3 + EVIDENCE_CHANNELS
+    pose2d, theta, shape = _inputs(2, 4)
+    seen = {}
+    model.backbone.register_forward_hook(lambda module, args, out: seen.update(x=args[0]))
+    with torch.no_grad():
+        out = model(pose2d, theta, shape)
+    # HybrIK's joints by smplx and the numpy regressor, pelvis-centred mm, on HybrIK's per-frame betas
+    aa = theta.reshape(-1, 72)
+    with torch.no_grad():
+        ref = smplx_reference(smpl_root)(betas=shape.reshape(-1, 10), global_orient=aa[:, :3], body_pose=aa[:, 3:],
+                                         transl=torch.zeros(8, 3))
+    regressor = np.load(smpl_root / H36M_REGRESSOR_FILE).astype(np.float64)
+    joints = np.einsum("jv,bvc->bjc", regressor, ref.vertices.double().numpy() * 1000.0).reshape(2, 4, 17, 3)
+    joints -= joints[:, :, :1]
+    expected = hybrik_2d_evidence(pose2d.double(), torch.from_numpy(joints)).float()
+    assert seen["x"].shape == (2, 4, 17, 3 + EVIDENCE_CHANNELS)
+    assert torch.equal(seen["x"][..., :3], pose2d)
+    torch.testing.assert_close(seen["x"][..., 3:], expected, atol=2e-5, rtol=1e-4)
+    assert out["rot_mat"].shape == (2, 4, 24, 3, 3)
