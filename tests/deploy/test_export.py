@@ -128,3 +128,23 @@ def test_export_onnx_accepts_a_str_path(tiny_setup, tmp_path: Path) -> None:
     info = export_onnx(tiny_setup.model, str(target), {"note": "str path"}, clip_len=8)
     assert info.path == target and target.stat().st_size == info.size_bytes > 0
     assert [p.name for p in tmp_path.iterdir()] == ["as_str.onnx"]
+
+
+def test_input_hybrik_model_exports_with_parity(tiny_setup, tmp_path: Path) -> None:
+    """The backbone's extra input (HybrIK's joints by SMPL, the 2D's disagreement) is part of the graph."""
+    import torch
+
+    from lib.model.build import build_model
+    from lib.model.evidence import EVIDENCE_CHANNELS
+
+    torch.manual_seed(1)
+    model = build_model(tiny_setup.task_cfg.replace(input_hybrik=True), tiny_setup.hyper_cfg, tiny_setup.options)
+    with torch.no_grad():
+        model.head.head_pose.weight.normal_(0.0, 1e-2)  # zero-initialised residual: make the graph move HybrIK
+    model.eval()
+    assert model.backbone.joint_embed.in_features == 3 + EVIDENCE_CHANNELS
+    target = ex.export_onnx(model, tmp_path / "evidence.onnx", {"note": "input_hybrik"}, clip_len=8).path
+    report = ex.verify_onnx(model, target, [(1, 8), (2, 11)], seed=3)
+    assert report.ok
+    for check in report.parity:
+        assert check.max_abs["vertices"] < 1e-2 and check.max_abs["rot_mat"] < 1e-4
