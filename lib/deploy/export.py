@@ -36,6 +36,7 @@ from lib.config.task import TaskConfig
 from lib.deploy import onnx_runner as meta
 from lib.deploy.onnx_file import ExportInfo, export_info, write_onnx
 from lib.deploy.onnx_runner import cpu_session
+from lib.deploy.quantize import QUANTIZED_TOLERANCES, check_quantize, quantize_int8
 from lib.model.refiner import EXPORT_INPUT_NAMES, EXPORT_OUTPUT_NAMES, MeshRefiner, MeshRefinerForExport
 from lib.timing import median_ms
 
@@ -150,7 +151,7 @@ def _quiet_exporter() -> Iterator[None]:
 
 
 def export_onnx(model: MeshRefiner, path: str | Path, metadata: Mapping[str, str], *, clip_len: int,
-                opset: int | None = None, rewrite: bool = True) -> ExportInfo:
+                opset: int | None = None, rewrite: bool = True, quantize: str = "none") -> ExportInfo:
     """Export ``MeshRefinerForExport(model)`` to one ONNX file with dynamic N and T.
 
     Args:
@@ -162,10 +163,16 @@ def export_onnx(model: MeshRefiner, path: str | Path, metadata: Mapping[str, str
             which the model's attention exports to; an older opset spells attention out).
         rewrite: apply ``lib.deploy.graph_rewrite.rewrite_for_cpu`` (the same arithmetic in the forms
             onnxruntime's CPU provider runs fastest); off writes the exporter's graph as it is.
+        quantize: ``"none"`` or ``"int8"``: int8 dynamic quantisation of the backbone's and head's linear
+            layers (``lib.deploy.quantize``; before the rewrites, which leave the quantised layers alone),
+            recorded in the metadata under ``quantization``. Verify such a file against
+            ``QUANTIZED_TOLERANCES``, not ``DEFAULT_TOLERANCES``.
     Returns:
         ``ExportInfo`` (time, size, opset, input / output names and shapes).
     """
     path = Path(path)
+    check_quantize(quantize)
+    metadata = {**metadata, meta.METADATA_QUANTIZATION: "none"}
     wrapper = MeshRefinerForExport(model.eval()).eval()
     example = realistic_inputs(TRACE_BATCH, clip_len, model.in_channels, seed=0)
     args = tuple(torch.from_numpy(example[k]) for k in EXPORT_INPUT_NAMES)
@@ -174,15 +181,22 @@ def export_onnx(model: MeshRefiner, path: str | Path, metadata: Mapping[str, str
     dynamic = {name: {0: batch, 1: frames} for name in ("pose2d", "hybrik_theta", "hybrik_shape")}
 
     def export(tmp: str) -> None:
+        import onnx_ir as ir  # onnxscript's IR: only when exporting
+
         with torch.no_grad(), _quiet_exporter():
             program = torch.onnx.export(wrapper, args, dynamo=True, opset_version=opset or DEFAULT_OPSET,
                                         input_names=list(EXPORT_INPUT_NAMES), output_names=list(EXPORT_OUTPUT_NAMES),
                                         dynamic_shapes=dynamic, verbose=False)
+            graph = program.model
+            if quantize == "int8":
+                proto, described = quantize_int8(ir.to_proto(graph))
+                graph = ir.from_proto(proto)
+                metadata[meta.METADATA_QUANTIZATION] = described
             if rewrite:
-                from lib.deploy.graph_rewrite import rewrite_for_cpu  # onnxscript: only when exporting
+                from lib.deploy.graph_rewrite import rewrite_for_cpu
 
-                log.info("graph rewrites for the CPU: %s", rewrite_for_cpu(program.model))
-        program.save(tmp, external_data=False)
+                log.info("graph rewrites for the CPU: %s", rewrite_for_cpu(graph))
+        ir.save(graph, tmp)  # one file: weights inside (ONNXProgram.save does the same below 2 GB)
 
     def add_metadata(proto: Any) -> None:
         kept = [(p.key, p.value) for p in proto.metadata_props if p.key not in metadata]  # the exporter's own
@@ -271,6 +285,7 @@ class ExportResult:
     info: ExportInfo
     verify: VerifyReport | None
     latency: list[Latency]
+    quantize: str = "none"
 
     @property
     def ok(self) -> bool:
@@ -279,7 +294,7 @@ class ExportResult:
 
     @property
     def report(self) -> str:
-        return format_report(self.info, self.verify, self.latency)
+        return format_report(self.info, self.verify, self.latency, self.quantize)
 
 
 SECOND_CHECK_T = 27  # T of the second parity check (any T other than clip_len)
@@ -298,10 +313,11 @@ def check_shapes(clip_len: int, maxlen: int) -> list[tuple[int, int]]:
 def export_checkpoint(model: MeshRefiner, ckpt: Mapping[str, Any], task_cfg: TaskConfig,
                       hyper_cfg: HyperConfig | None, options: ModelOptions,
                       checkpoint: str | Path, output: str | Path, *, opset: int | None = None, verify: bool = True,
-                      threads: int = 2, latency_repeats: int = 10) -> ExportResult:
+                      threads: int = 2, latency_repeats: int = 10, quantize: str = "none") -> ExportResult:
     """Export a loaded checkpoint (``lib.deploy.model_io.load_refiner``), verify it, time it.
 
-    Parity checks at ``check_shapes(clip_len, maxlen)``; latency at (1, clip_len) and (8, clip_len)
+    Parity checks at ``check_shapes(clip_len, maxlen)`` against ``DEFAULT_TOLERANCES``, or
+    ``QUANTIZED_TOLERANCES`` when ``quantize`` is ``"int8"``; latency at (1, clip_len) and (8, clip_len)
     (skipped when ``latency_repeats`` is 0).
     """
     from lib.model.checkpoint import model_signature
@@ -310,17 +326,18 @@ def export_checkpoint(model: MeshRefiner, ckpt: Mapping[str, Any], task_cfg: Tas
                                maxlen=task_cfg.maxlen, flip=task_cfg.flip, in_channels=model.in_channels,
                                signature=model_signature(task_cfg, hyper_cfg, options), checkpoint=checkpoint,
                                epoch=ckpt.get("epoch"))
-    info = export_onnx(model, output, metadata, clip_len=task_cfg.clip_len, opset=opset)
-    report = verify_onnx(model, info.path, check_shapes(task_cfg.clip_len, task_cfg.maxlen),
+    info = export_onnx(model, output, metadata, clip_len=task_cfg.clip_len, opset=opset, quantize=quantize)
+    tolerances = QUANTIZED_TOLERANCES if quantize == "int8" else DEFAULT_TOLERANCES
+    report = verify_onnx(model, info.path, check_shapes(task_cfg.clip_len, task_cfg.maxlen), tolerances,
                          threads=threads) if verify else None
     latency = measure_latency(model, info.path, [(n, task_cfg.clip_len) for n in LATENCY_BATCHES], threads=threads,
                               repeats=latency_repeats) if latency_repeats else []
-    return ExportResult(info, report, latency)
+    return ExportResult(info, report, latency, quantize)
 
 
 def export_and_verify(*, config: str | Path, hyper_cfg: str | Path | None, checkpoint: str | Path,
                       output: str | Path, relation_bias: str = "none", version: int = 2, opset: int | None = None,
-                      threads: int = 2, latency_repeats: int = 10) -> ExportResult:
+                      threads: int = 2, latency_repeats: int = 10, quantize: str = "none") -> ExportResult:
     """The seed's export command as a function (``deployment_mesh.py`` with default ablation switches).
 
     The report is logged at INFO; print ``result.report`` to show it.
@@ -338,16 +355,20 @@ def export_and_verify(*, config: str | Path, hyper_cfg: str | Path | None, check
     options = ModelOptions(version=version, hyper_relation_bias=relation_bias)
     model, ckpt = load_refiner(checkpoint, task_cfg, hyper, options)
     result = export_checkpoint(model, ckpt, task_cfg, hyper, options, checkpoint, output, opset=opset,
-                               threads=threads, latency_repeats=latency_repeats)
+                               threads=threads, latency_repeats=latency_repeats, quantize=quantize)
     log.info("%s", result.report)
     if not result.ok:
         raise RuntimeError(f"{result.info.path}: ONNX verification failed (file kept):\n{result.report}")
     return result
 
 
-def format_report(info: ExportInfo, verify: VerifyReport | None, latency: Sequence[Latency]) -> str:
+def format_report(info: ExportInfo, verify: VerifyReport | None, latency: Sequence[Latency],
+                  quantize: str = "none") -> str:
     """The lines deployment_mesh.py prints."""
     lines = [f"wrote {info.path} ({info.size_bytes / 1e6:.2f} MB, one file) in {info.seconds:.1f}s, opset {info.opset}"]
+    if quantize != "none":
+        lines.append(f"quantization: {quantize} dynamic (backbone and head linear layers; SMPL float32), verified "
+                     f"within vertices {QUANTIZED_TOLERANCES['vertices']:g} mm of PyTorch float32")
     for kind, items in (("input", info.inputs), ("output", info.outputs)):
         for name, dims in items:
             lines.append(f"  {kind:<6} {name:<13} [{', '.join(map(str, dims))}]")
