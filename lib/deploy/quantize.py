@@ -22,6 +22,7 @@ saturates its 16-bit pair sums, and a perturbed tiny model's vertices moved ~90 
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,13 @@ def quantize_int8(proto: Any) -> tuple[Any, str]:
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
         onnx.save(proto, str(src))
-        quantize_dynamic(src, dst, nodes_to_quantize=names, weight_type=QuantType.QInt8, reduce_range=True)
+        root = logging.getLogger()  # quantize_dynamic logs one root INFO line per tensor and a pre-processing hint
+        level = root.level
+        root.setLevel(logging.ERROR)
+        try:
+            quantize_dynamic(src, dst, nodes_to_quantize=names, weight_type=QuantType.QInt8, reduce_range=True)
+        finally:
+            root.setLevel(level)
         quantized = onnx.load(str(dst))
     description = {"scheme": "int8 dynamic", "weights": "int8 symmetric, 7-bit range, one scale per layer",
                    "activations": "uint8, scale and zero point from each call's range", "layers": len(names),
