@@ -36,7 +36,7 @@ from lib.config.task import TaskConfig
 from lib.deploy import onnx_runner as meta
 from lib.deploy.onnx_file import ExportInfo, export_info, write_onnx
 from lib.deploy.onnx_runner import cpu_session
-from lib.deploy.quantize import QUANTIZED_TOLERANCES, check_quantize, quantize_int8
+from lib.deploy.quantize import check_quantize, quantize_int8
 from lib.model.refiner import EXPORT_INPUT_NAMES, EXPORT_OUTPUT_NAMES, MeshRefiner, MeshRefinerForExport
 from lib.timing import median_ms
 
@@ -285,7 +285,6 @@ class ExportResult:
     info: ExportInfo
     verify: VerifyReport | None
     latency: list[Latency]
-    quantize: str = "none"
 
     @property
     def ok(self) -> bool:
@@ -294,7 +293,7 @@ class ExportResult:
 
     @property
     def report(self) -> str:
-        return format_report(self.info, self.verify, self.latency, self.quantize)
+        return format_report(self.info, self.verify, self.latency)
 
 
 SECOND_CHECK_T = 27  # T of the second parity check (any T other than clip_len)
@@ -313,11 +312,10 @@ def check_shapes(clip_len: int, maxlen: int) -> list[tuple[int, int]]:
 def export_checkpoint(model: MeshRefiner, ckpt: Mapping[str, Any], task_cfg: TaskConfig,
                       hyper_cfg: HyperConfig | None, options: ModelOptions,
                       checkpoint: str | Path, output: str | Path, *, opset: int | None = None, verify: bool = True,
-                      threads: int = 2, latency_repeats: int = 10, quantize: str = "none") -> ExportResult:
+                      threads: int = 2, latency_repeats: int = 10) -> ExportResult:
     """Export a loaded checkpoint (``lib.deploy.model_io.load_refiner``), verify it, time it.
 
-    Parity checks at ``check_shapes(clip_len, maxlen)`` against ``DEFAULT_TOLERANCES``, or
-    ``QUANTIZED_TOLERANCES`` when ``quantize`` is ``"int8"``; latency at (1, clip_len) and (8, clip_len)
+    Parity checks at ``check_shapes(clip_len, maxlen)``; latency at (1, clip_len) and (8, clip_len)
     (skipped when ``latency_repeats`` is 0).
     """
     from lib.model.checkpoint import model_signature
@@ -326,18 +324,17 @@ def export_checkpoint(model: MeshRefiner, ckpt: Mapping[str, Any], task_cfg: Tas
                                maxlen=task_cfg.maxlen, flip=task_cfg.flip, in_channels=model.in_channels,
                                signature=model_signature(task_cfg, hyper_cfg, options), checkpoint=checkpoint,
                                epoch=ckpt.get("epoch"))
-    info = export_onnx(model, output, metadata, clip_len=task_cfg.clip_len, opset=opset, quantize=quantize)
-    tolerances = QUANTIZED_TOLERANCES if quantize == "int8" else DEFAULT_TOLERANCES
-    report = verify_onnx(model, info.path, check_shapes(task_cfg.clip_len, task_cfg.maxlen), tolerances,
+    info = export_onnx(model, output, metadata, clip_len=task_cfg.clip_len, opset=opset)
+    report = verify_onnx(model, info.path, check_shapes(task_cfg.clip_len, task_cfg.maxlen),
                          threads=threads) if verify else None
     latency = measure_latency(model, info.path, [(n, task_cfg.clip_len) for n in LATENCY_BATCHES], threads=threads,
                               repeats=latency_repeats) if latency_repeats else []
-    return ExportResult(info, report, latency, quantize)
+    return ExportResult(info, report, latency)
 
 
 def export_and_verify(*, config: str | Path, hyper_cfg: str | Path | None, checkpoint: str | Path,
                       output: str | Path, relation_bias: str = "none", version: int = 2, opset: int | None = None,
-                      threads: int = 2, latency_repeats: int = 10, quantize: str = "none") -> ExportResult:
+                      threads: int = 2, latency_repeats: int = 10) -> ExportResult:
     """The seed's export command as a function (``deployment_mesh.py`` with default ablation switches).
 
     The report is logged at INFO; print ``result.report`` to show it.
@@ -355,20 +352,16 @@ def export_and_verify(*, config: str | Path, hyper_cfg: str | Path | None, check
     options = ModelOptions(version=version, hyper_relation_bias=relation_bias)
     model, ckpt = load_refiner(checkpoint, task_cfg, hyper, options)
     result = export_checkpoint(model, ckpt, task_cfg, hyper, options, checkpoint, output, opset=opset,
-                               threads=threads, latency_repeats=latency_repeats, quantize=quantize)
+                               threads=threads, latency_repeats=latency_repeats)
     log.info("%s", result.report)
     if not result.ok:
         raise RuntimeError(f"{result.info.path}: ONNX verification failed (file kept):\n{result.report}")
     return result
 
 
-def format_report(info: ExportInfo, verify: VerifyReport | None, latency: Sequence[Latency],
-                  quantize: str = "none") -> str:
+def format_report(info: ExportInfo, verify: VerifyReport | None, latency: Sequence[Latency]) -> str:
     """The lines deployment_mesh.py prints."""
     lines = [f"wrote {info.path} ({info.size_bytes / 1e6:.2f} MB, one file) in {info.seconds:.1f}s, opset {info.opset}"]
-    if quantize != "none":
-        lines.append(f"quantization: {quantize} dynamic (backbone and head linear layers; SMPL float32), verified "
-                     f"within vertices {QUANTIZED_TOLERANCES['vertices']:g} mm of PyTorch float32")
     for kind, items in (("input", info.inputs), ("output", info.outputs)):
         for name, dims in items:
             lines.append(f"  {kind:<6} {name:<13} [{', '.join(map(str, dims))}]")
