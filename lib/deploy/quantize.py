@@ -1,10 +1,10 @@
 """int8 dynamic quantisation of the exported refiner's linear layers: measured, not offered as a default.
 
 ``lib.deploy.export.export_onnx(..., quantize="int8")`` writes it; ``python -m benchmarks.bench_speed
---parts latency`` times it beside float32 and reports its deviation and accuracy. Issue 18 allowed it "only
-if parity on vertices stays within 1 mm"; on this project's CPU (AVX2, no AVX-512 / VNNI) it neither
-meets that bound on a trained model nor runs faster, so ``deployment_mesh.py`` has no flag for it
-(numbers: README, "Inference speed").
+--parts latency`` times it beside float32, ``--parts int8 --checkpoint CKPT`` reports its deviation from
+PyTorch and its accuracy. Issue 18 allowed it "only if parity on vertices stays within 1 mm"; on this
+project's CPU (AVX2, no AVX-512 / VNNI) it neither meets that bound on a trained model (1.9 mm, the demo
+checkpoint) nor runs faster, so ``deployment_mesh.py`` has no flag for it (README, "Inference speed").
 
 What is quantised: the ``MatMul`` of every linear layer of the backbone and the head (the exporter
 records each node's module path in ``pkg.torch.onnx.name_scopes``; a node is taken when that path is
