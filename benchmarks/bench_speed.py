@@ -52,7 +52,9 @@ LATENCY_SHAPES = ((1, 16), (8, 16), (1, 243))
 PROFILE_SHAPES = ((1, 16), (8, 16))  # onnxruntime's profiler
 TOP_NODE_TYPES = 8  # per profiled shape
 EVAL_FACTORS = (1, 2, 4)
-PARTS = ("train", "eval", "latency")
+PARTS = ("train", "eval", "latency", "int8")
+INT8_SHAPES = ((2, 16), (3, 27))  # (N, T) of the int8 parity check (fresh realistic inputs, seed 1 and 2)
+METRICS_SHOWN = ("mpjpe", "pa_mpjpe", "mpve", "accel_err")
 RESULT_MARKER = "BENCH_RESULT "  # the eval worker's last stdout line: marker + JSON
 KIB_PER_MIB = 1024.0
 
@@ -67,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=None, help="latency repeats per shape (default 20; quick 2)")
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
                         help="which measurements to run (default: all)")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="--parts int8: a trained best_epoch.bin (e.g. demo_out/checkpoint/best_epoch.bin from "
+                             "make demo) whose float32 and int8 exports are compared")
     parser.add_argument("--eval-worker", type=int, default=None, metavar="FACTOR", help=argparse.SUPPRESS)
     parser.add_argument("--worker-config", type=Path, default=None, help=argparse.SUPPRESS)
     return parser
@@ -305,12 +310,16 @@ def bench_latency(config: Path, args: argparse.Namespace, out: Path) -> dict[str
                                maxlen=task_cfg.maxlen, flip=task_cfg.flip, in_channels=model.in_channels,
                                signature=model_signature(task_cfg, hyper_cfg, options))
     info = export_onnx(model, out / common.RUNS_DIR / "speed_refiner.onnx", metadata, clip_len=task_cfg.clip_len)
+    int8 = export_onnx(model, out / common.RUNS_DIR / "speed_refiner_int8.onnx", metadata, clip_len=task_cfg.clip_len,
+                       quantize="int8")
     repeats = args.repeats or (2 if args.quick else 20)
     load_before = common.load_average()
     sgemm = refiner_profile.sgemm_gflops(args.threads)
     rows = measure_latency(model, info.path, shapes, threads=args.threads, repeats=repeats)
-    load_after = common.load_average()
     inputs = {shape: realistic_inputs(*shape, model.in_channels, seed=2) for shape in shapes}
+    int8_ms = ort_ms_alternating({"float32": info.path, "int8": int8.path}, [inputs[s] for s in shapes], args.threads,
+                                 repeats)
+    load_after = common.load_average()
     flops = {shape: refiner_profile.flops_per_part(model, inputs[shape]) for shape in shapes}
     profiles = {f"({n}, {t})": refiner_profile.ort_profile(info.path, inputs[(n, t)], args.threads, repeats)
                 for n, t in PROFILE_SHAPES if (n, t) in inputs}
@@ -318,13 +327,82 @@ def bench_latency(config: Path, args: argparse.Namespace, out: Path) -> dict[str
             "threads": args.threads, "repeats": repeats, "export_seconds": info.seconds,
             "onnx_mb": info.size_bytes / 1e6, "opset": info.opset, "sgemm_gflops": sgemm,
             "load_average_before": load_before, "load_average_after": load_after,
+            "int8_onnx_mb": int8.size_bytes / 1e6,
             "shapes": [{"n": r.n, "t": r.t, "torch_ms": r.torch_ms, "onnxruntime_ms": r.onnxruntime_ms,
                         "torch_ms_per_clip": r.torch_ms / r.n, "onnxruntime_ms_per_clip": r.onnxruntime_ms / r.n,
                         "speedup": r.torch_ms / r.onnxruntime_ms, "gflop": sum(flops[(r.n, r.t)].values()) / 1e9,
+                        "alternating_ms": {name: ms[i] for name, ms in int8_ms.items()},
                         "flop_floor_ms": sum(flops[(r.n, r.t)].values()) / 1e9 / sgemm * 1e3,
                         "gflop_per_part": {k: v / 1e9 for k, v in flops[(r.n, r.t)].items()}}
-                       for r in rows],
+                       for i, r in enumerate(rows)],
             "onnxruntime_profile": profiles}
+
+
+def ort_ms_alternating(paths: dict[str, Path], inputs: list[dict[str, np.ndarray]], threads: int,
+                       repeats: int, block: int = 5) -> dict[str, list[float]]:
+    """Median ms per call of each ONNX file (onnxruntime, ``threads``) on each input, the files taken in turn
+    in blocks of ``block`` calls (a changing load hits all alike), after one untimed block each."""
+    from lib.deploy.onnx_runner import cpu_session
+
+    sessions = {name: cpu_session(path, threads) for name, path in paths.items()}
+    medians: dict[str, list[float]] = {name: [] for name in paths}
+    for feeds in inputs:
+        times: dict[str, list[float]] = {name: [] for name in paths}
+        for turn in range(-1, -(-repeats // block)):
+            for name, session in sessions.items():
+                for _ in range(block):
+                    start = time.perf_counter()
+                    session.run(None, feeds)
+                    if turn >= 0:
+                        times[name].append(time.perf_counter() - start)
+        for name in paths:
+            medians[name].append(1e3 * float(np.median(times[name])))
+    return medians
+
+
+def bench_int8(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    """A trained checkpoint exported in float32 and int8: each file's max deviation from eager PyTorch at
+    ``INT8_SHAPES`` (``verify_onnx``) and the scores of eager, float32 and int8 on the 3DPW test split."""
+    from benchmarks.bench_online import window_predictor
+    from lib.body.smpl import BodyModel
+    from lib.data.datasets import MeshFiles
+    from lib.deploy.export import DEFAULT_TOLERANCES, export_metadata, export_onnx, verify_onnx
+    from lib.deploy.model_io import load_refiner_from_checkpoint
+    from lib.deploy.onnx_runner import RefinerSession
+    from lib.deploy.quantize import QUANTIZED_TOLERANCES
+    from lib.errors import ConfigError
+    from lib.eval.baselines import input_predictor, score_split
+    from lib.windowed import torch_window_fn, with_flip
+
+    if args.checkpoint is None:
+        raise ConfigError("--parts int8 needs --checkpoint (a trained best_epoch.bin; make demo writes "
+                          "demo_out/checkpoint/best_epoch.bin)")
+    model, task_cfg, ckpt = load_refiner_from_checkpoint(args.checkpoint)
+    metadata = export_metadata(clip_len=task_cfg.clip_len, sample_stride=task_cfg.sample_stride,
+                               maxlen=task_cfg.maxlen, flip=task_cfg.flip, in_channels=model.in_channels,
+                               signature={}, checkpoint=args.checkpoint, epoch=ckpt.get("epoch"))
+    runs = out / common.RUNS_DIR
+    files = {name: export_onnx(model, runs / f"int8_check_{name}.onnx", metadata, clip_len=task_cfg.clip_len,
+                               quantize=quantize).path for name, quantize in (("float32", "none"), ("int8", "int8"))}
+    parity = {}
+    for name, tolerances in (("float32", DEFAULT_TOLERANCES), ("int8", QUANTIZED_TOLERANCES)):
+        report = verify_onnx(model, files[name], INT8_SHAPES, tolerances, threads=args.threads)
+        parity[name] = {"ok": report.ok, "tolerances": dict(tolerances),
+                        "max_abs": {k: max(p.max_abs[k] for p in report.parity) for k in report.parity[0].max_abs}}
+    eager = torch_window_fn(model)
+    fns = {"eager": eager, **{f"onnxruntime {name}": RefinerSession(path, args.threads).window_fn()
+                              for name, path in files.items()}}
+    predictors = {"input": input_predictor,
+                  **{name: window_predictor(with_flip(fn) if task_cfg.flip else fn, None) for name, fn in fns.items()}}
+    body = BodyModel(task_cfg.data_root)
+    scores = score_split(predictors, body, task_cfg, MeshFiles(task_cfg).split(DATASET, "test"), torch.device("cpu"))
+    log.info("int8: max |vertices - eager| %.3f mm (float32 %.1e mm); 3DPW test MPJPE float32 %.2f, int8 %.2f mm",
+             parity["int8"]["max_abs"]["vertices"], parity["float32"]["max_abs"]["vertices"],
+             scores.metrics["onnxruntime float32"]["mpjpe"], scores.metrics["onnxruntime int8"]["mpjpe"])
+    return {"checkpoint": str(args.checkpoint), "checkpoint_epoch": ckpt.get("epoch"), "dim_rep": task_cfg.dim_rep,
+            "depth": task_cfg.depth, "flip": task_cfg.flip, "parity_shapes": [list(s) for s in INT8_SHAPES],
+            "parity": parity, "dataset": DATASET, "frames": scores.frames, "sequences": scores.sequences,
+            "metrics": scores.metrics}
 
 
 def latency_tables(lat: dict[str, Any]) -> list[tuple[str, list[str], list[list[Any]]]]:
@@ -338,6 +416,17 @@ def latency_tables(lat: dict[str, Any]) -> list[tuple[str, list[str], list[list[
                f"median of {lat['repeats']}, eager and onnxruntime in one process; outputs include the SMPL mesh; "
                f"sgemm {lat['sgemm_gflops']:.0f} GFLOP/s; load average {lat['load_average_before']} before, "
                f"{lat['load_average_after']} after)", headers, rows)]
+    headers = ["(N, T)", "ORT float32 ms", "ORT int8 ms", "int8 speed-up", "float32 ORT / floor",
+               "int8 ORT / float32 floor"]
+    rows = [[f"({r['n']}, {r['t']})", r["alternating_ms"]["float32"], r["alternating_ms"]["int8"],
+             f"{r['alternating_ms']['float32'] / r['alternating_ms']['int8']:.2f}x",
+             f"{r['alternating_ms']['float32'] / r['flop_floor_ms']:.2f}x",
+             f"{r['alternating_ms']['int8'] / r['flop_floor_ms']:.2f}x"] for r in lat["shapes"] if "alternating_ms" in r]
+    if rows:
+        tables.append((f"onnxruntime float32 vs int8 dynamic quantisation of the linear layers (same random model, "
+                       f"{lat['threads']} threads, median of {lat['repeats']}, the two files alternating in blocks "
+                       f"of 5 calls, after the table above; int8 file {lat['int8_onnx_mb']:.1f} MB vs "
+                       f"{lat['onnx_mb']:.1f} MB; the int8 ratio is against the float32 FLOP floor)", headers, rows))
     profiles = lat.get("onnxruntime_profile", {})
     first = lat["shapes"][0]
     flops_total = sum(first["gflop_per_part"].values())
@@ -355,6 +444,27 @@ def latency_tables(lat: dict[str, Any]) -> list[tuple[str, list[str], list[list[
             for op in ops]
     tables.append(("onnxruntime's profiler: top node types (kernel ms per call; "
                    + ", ".join(f"{shape}: {p['nodes']} nodes" for shape, p in profiles.items()) + ")", headers, rows))
+    return tables
+
+
+def int8_tables(q: dict[str, Any]) -> list[tuple[str, list[str], list[list[Any]]]]:
+    """(title, headers, rows) of the int8 parity and accuracy."""
+    headers = ["file", "vertices mm", "keypoint_3d mm", "rot_mat", "shape", "tolerance (vertices mm)", "within"]
+    rows = [[name, f"{p['max_abs']['vertices']:.3g}", f"{p['max_abs']['keypoint_3d']:.3g}",
+             f"{p['max_abs']['rot_mat']:.2g}", f"{p['max_abs']['shape']:.2g}", f"{p['tolerances']['vertices']:g}",
+             "yes" if p["ok"] else "NO"] for name, p in q["parity"].items()]
+    shapes = ", ".join(f"({n}, {t})" for n, t in q["parity_shapes"])
+    tables = [(f"int8 vs float32 export of {q['checkpoint']} (model {q['dim_rep']}x{q['depth']}, epoch "
+               f"{q['checkpoint_epoch']}): max abs deviation from eager PyTorch over (N, T) = {shapes}, fresh realistic "
+               f"random inputs (lib.deploy.export.verify_onnx)", headers, rows)]
+    headers = ["variant", *(f"{m} mm" for m in METRICS_SHOWN)]
+    metrics = q["metrics"]
+    rows = [[name, *(f"{m[k]:.3f}" for k in METRICS_SHOWN)] for name, m in metrics.items()]
+    rows.append(["int8 - float32", *(f"{metrics['onnxruntime int8'][k] - metrics['onnxruntime float32'][k]:+.3f}"
+                                     for k in METRICS_SHOWN)])
+    tables.append((f"Accuracy on the synthetic {q['dataset']} test split ({q['frames']} frames, {q['sequences']} "
+                   f"sequences, flip test {q['flip']}; accel_err in mm/frame^2): HybrIK's input, eager PyTorch, "
+                   f"onnxruntime float32 and int8", headers, rows))
     return tables
 
 
@@ -381,8 +491,10 @@ def tables(result: dict[str, Any]) -> tuple[str, str]:
                  f"{result['eval']['rows'][0]['flip_test']}; one subprocess per size)")
         text += [title, common.text_table(headers, rows, ".1f"), ""]
         md += [f"**{title}**", "", common.markdown_table(headers, rows, ".1f"), ""]
-    if "latency" in result:
-        for title, headers, rows in latency_tables(result["latency"]):
+    for part, make in (("latency", latency_tables), ("int8", int8_tables)):
+        if part not in result:
+            continue
+        for title, headers, rows in make(result[part]):
             text += [title, common.text_table(headers, rows, ".1f"), ""]
             md += [f"**{title}**", "", common.markdown_table(headers, rows, ".1f"), ""]
     machine = f"machine: {common.machine_line(result['machine'])}"
@@ -405,6 +517,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                           "rows": bench_evaluation(configs[measured], args)}
     if "latency" in args.parts:
         result["latency"] = bench_latency(configs[measured], args, out)
+    if "int8" in args.parts:
+        result["int8"] = bench_int8(args, out)
     result["machine"] = common.machine_info()
     text, md = tables(result)
     common.publish(out, "speed", result, text, md)

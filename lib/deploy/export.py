@@ -36,6 +36,7 @@ from lib.config.task import TaskConfig
 from lib.deploy import onnx_runner as meta
 from lib.deploy.onnx_file import ExportInfo, export_info, write_onnx
 from lib.deploy.onnx_runner import cpu_session
+from lib.deploy.quantize import check_quantize, quantize_int8
 from lib.model.refiner import EXPORT_INPUT_NAMES, EXPORT_OUTPUT_NAMES, MeshRefiner, MeshRefinerForExport
 from lib.timing import median_ms
 
@@ -150,7 +151,7 @@ def _quiet_exporter() -> Iterator[None]:
 
 
 def export_onnx(model: MeshRefiner, path: str | Path, metadata: Mapping[str, str], *, clip_len: int,
-                opset: int | None = None, rewrite: bool = True) -> ExportInfo:
+                opset: int | None = None, rewrite: bool = True, quantize: str = "none") -> ExportInfo:
     """Export ``MeshRefinerForExport(model)`` to one ONNX file with dynamic N and T.
 
     Args:
@@ -162,10 +163,16 @@ def export_onnx(model: MeshRefiner, path: str | Path, metadata: Mapping[str, str
             which the model's attention exports to; an older opset spells attention out).
         rewrite: apply ``lib.deploy.graph_rewrite.rewrite_for_cpu`` (the same arithmetic in the forms
             onnxruntime's CPU provider runs fastest); off writes the exporter's graph as it is.
+        quantize: ``"none"`` or ``"int8"``: int8 dynamic quantisation of the backbone's and head's linear
+            layers (``lib.deploy.quantize``; before the rewrites, which leave the quantised layers alone),
+            recorded in the metadata under ``quantization``. Verify such a file against
+            ``QUANTIZED_TOLERANCES``, not ``DEFAULT_TOLERANCES``.
     Returns:
         ``ExportInfo`` (time, size, opset, input / output names and shapes).
     """
     path = Path(path)
+    check_quantize(quantize)
+    metadata = {**metadata, meta.METADATA_QUANTIZATION: "none"}
     wrapper = MeshRefinerForExport(model.eval()).eval()
     example = realistic_inputs(TRACE_BATCH, clip_len, model.in_channels, seed=0)
     args = tuple(torch.from_numpy(example[k]) for k in EXPORT_INPUT_NAMES)
@@ -174,15 +181,22 @@ def export_onnx(model: MeshRefiner, path: str | Path, metadata: Mapping[str, str
     dynamic = {name: {0: batch, 1: frames} for name in ("pose2d", "hybrik_theta", "hybrik_shape")}
 
     def export(tmp: str) -> None:
+        import onnx_ir as ir  # onnxscript's IR: only when exporting
+
         with torch.no_grad(), _quiet_exporter():
             program = torch.onnx.export(wrapper, args, dynamo=True, opset_version=opset or DEFAULT_OPSET,
                                         input_names=list(EXPORT_INPUT_NAMES), output_names=list(EXPORT_OUTPUT_NAMES),
                                         dynamic_shapes=dynamic, verbose=False)
+            graph = program.model
+            if quantize == "int8":
+                proto, described = quantize_int8(ir.to_proto(graph))
+                graph = ir.from_proto(proto)
+                metadata[meta.METADATA_QUANTIZATION] = described
             if rewrite:
-                from lib.deploy.graph_rewrite import rewrite_for_cpu  # onnxscript: only when exporting
+                from lib.deploy.graph_rewrite import rewrite_for_cpu
 
-                log.info("graph rewrites for the CPU: %s", rewrite_for_cpu(program.model))
-        program.save(tmp, external_data=False)
+                log.info("graph rewrites for the CPU: %s", rewrite_for_cpu(graph))
+        ir.save(graph, tmp)  # one file: weights inside (ONNXProgram.save does the same below 2 GB)
 
     def add_metadata(proto: Any) -> None:
         kept = [(p.key, p.value) for p in proto.metadata_props if p.key not in metadata]  # the exporter's own

@@ -32,6 +32,7 @@ METADATA_UNITS = "units"
 METADATA_NORMALISATION = "pose2d_normalisation"
 METADATA_SOURCE = "checkpoint"
 METADATA_EPOCH = "checkpoint_epoch"
+METADATA_QUANTIZATION = "quantization"  # "none", or a JSON description (lib.deploy.quantize)
 REQUIRED_METADATA = (METADATA_FORMAT, METADATA_CLIP_LEN, METADATA_SAMPLE_STRIDE, METADATA_MAXLEN)
 
 
