@@ -70,7 +70,8 @@ def flops_per_part(model: torch.nn.Module, inputs: Mapping[str, np.ndarray]) -> 
     """FLOPs of one forward of ``MeshRefinerForExport(model)`` on ``inputs``, per part (``PARTS``)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from lib.model.refiner import EXPORT_INPUT_NAMES, MeshRefinerForExport, posed_mesh_mm
+    from lib.body.smpl import posed_mesh_mm
+    from lib.model.refiner import EXPORT_INPUT_NAMES, MeshRefinerForExport
 
     wrapper = MeshRefinerForExport(model.eval())
     args = [torch.from_numpy(inputs[k]) for k in EXPORT_INPUT_NAMES]

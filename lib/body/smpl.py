@@ -46,6 +46,7 @@ from torch import Tensor, nn
 
 from lib.body.joint_names import (
     H36M_NUM_JOINTS,
+    H36M_ROOT,
     SMPL_NUM_BETAS,
     SMPL_NUM_FACES,
     SMPL_NUM_JOINTS,
@@ -90,6 +91,9 @@ _FLOAT_SHAPES = {
 }
 _INT_SHAPES = {"kintree_table": (2, SMPL_NUM_JOINTS), "f": (SMPL_NUM_FACES, 3)}
 SMPL_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
+
+
+MM_PER_M = 1000.0  # metres -> millimetres (posed_mesh_mm)
 
 
 class SMPLOutput(NamedTuple):
@@ -570,6 +574,33 @@ class BodyModel(nn.Module):
         """``h36m_joints`` of component-major vertices (B, 3, 6890) (``skin``): (B, 3, 17), one matrix
         product with B * 3 rows (the (..., 6890, 3) layout multiplies a (17, 6890) by 3 columns per mesh)."""
         return vertices @ self.J_regressor_h36m_t  # (B, 3, V) @ (V, 17)
+
+
+def posed_mesh_mm(body_model: nn.Module, rot_mat: Tensor, shape: Tensor) -> tuple[Tensor, Tensor]:
+    """SMPL mesh and H36M-17 joints in mm, centred on the H36M pelvis of the same mesh.
+
+    Shared by the refiner's outputs, the training targets and the data augmentations, so all follow one
+    convention. SMPL
+    runs in float32 even under autocast (mixed precision applies to the network only).
+
+    Args:
+        body_model: ``BodyModel``.
+        rot_mat: (N, T, 24, 3, 3).
+        shape: (N, T, 10).
+    Returns:
+        vertices (N, T, 6890, 3) mm, keypoint_3d (N, T, 17, 3) mm.
+    """
+    if torch.is_autocast_enabled(rot_mat.device.type):
+        with torch.autocast(rot_mat.device.type, enabled=False):
+            return posed_mesh_mm(body_model, rot_mat.float(), shape.float())
+    # Component-major (x of every vertex, then y, then z) until the end: the regressor is then one
+    # matrix product, and the millimetre scale costs nothing (``BodyModel.skin``).
+    vertices, _ = body_model.skin(rot_mat.flatten(0, 1), shape.flatten(0, 1), scale=MM_PER_M)  # (N*T, 3, 6890) mm
+    keypoints = body_model.h36m_joints_cm(vertices)  # (N*T, 3, 17)
+    root = keypoints[..., H36M_ROOT:H36M_ROOT + 1]  # (N*T, 3, 1)
+    vertices = (vertices - root).transpose(1, 2).unflatten(0, rot_mat.shape[:2])  # (N, T, 6890, 3)
+    keypoints = (keypoints - root).transpose(1, 2).unflatten(0, rot_mat.shape[:2])  # (N, T, 17, 3)
+    return vertices.contiguous(), keypoints.contiguous()
 
 
 def smplx_reference(data_root: str | os.PathLike, model_file: str | os.PathLike | None = None,

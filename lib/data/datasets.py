@@ -47,7 +47,6 @@ from lib.data.clips import (
 )
 from lib.errors import ConfigError, DataError
 from lib.body.flip import flip_h36m_keypoints, flip_smpl_axis_angle
-from lib.body.joint_names import H36M_ROOT
 from lib.geometry.rotation import axis_angle_to_matrix, roll_keypoints_2d, roll_smpl_axis_angle, turn_smpl_axis_angle
 
 log = logging.getLogger(__name__)
@@ -211,14 +210,6 @@ def sequence_focals(split: MeshSplit) -> np.ndarray:
     return focal
 
 
-def h36m_joints_mm(body: torch.nn.Module, pose: np.ndarray, betas: np.ndarray) -> np.ndarray:
-    """H36M-17 joints of SMPL poses, mm, in SMPL's frame (no translation): (T, 72), (T, 10) -> (T, 17, 3)."""
-    with torch.no_grad():
-        rot = axis_angle_to_matrix(torch.from_numpy(pose).float().view(-1, 24, 3))  # (T, 24, 3, 3)
-        vertices, _ = body.skin(rot, torch.from_numpy(betas).float(), scale=1000.0)  # (T, 3, 6890) mm
-        return body.h36m_joints_cm(vertices).transpose(1, 2).double().numpy()  # (T, 17, 3)
-
-
 def _to_tensors(arrays: Mapping[str, np.ndarray]) -> dict[str, Tensor]:
     return {key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in arrays.items()}
 
@@ -377,10 +368,15 @@ class TrainClipDataset(Dataset):
         offsets = augment.limb_offsets(rng, len(rows), self.limb_deg)  # (T, 24, 3) rad
         if not np.isfinite(focal):  # the 2D could not follow: leave the item as it is
             return joints_cam
+        from lib.body.smpl import posed_mesh_mm  # smplx: only when an augmentation needs SMPL
+
         new_pose = augment.offset_pose(arrays["gt_pose"], offsets)
-        before, after = (h36m_joints_mm(self.body, pose, arrays["gt_shape"]) for pose in (arrays["gt_pose"], new_pose))
-        root = slice(H36M_ROOT, H36M_ROOT + 1)
-        moved = joints_cam + (after - after[:, root]) - (before - before[:, root])  # (T, 17, 3) mm
+        poses = torch.from_numpy(np.stack([arrays["gt_pose"], new_pose])).float()  # (2, T, 72): before, after
+        betas = torch.from_numpy(arrays["gt_shape"]).float().expand(2, -1, -1)  # (2, T, 10)
+        with torch.no_grad():  # both poses in one SMPL call; joints pelvis-centred, so the root stays in place
+            _, joints = posed_mesh_mm(self.body, axis_angle_to_matrix(poses.unflatten(-1, (24, 3))), betas)
+        before, after = joints.double().numpy()  # (T, 17, 3) mm each
+        moved = joints_cam + after - before  # (T, 17, 3) mm
         arrays["pose2d"] = augment.reproject_keypoints_2d(arrays["pose2d"], joints_cam, moved, focal,
                                                           float(self.widths[rows[0]]))
         arrays["gt_pose"] = new_pose

@@ -28,12 +28,12 @@ from torch import nn
 from tqdm import tqdm
 
 from lib.body.joint_names import H36M_EVAL_14, H36M_JOINT_NAMES
+from lib.body.smpl import posed_mesh_mm
 from lib.config.task import TaskConfig
 from lib.data.datasets import EvalSequence, EvalSequences, MeshSplit, load_split
 from lib.eval.metrics import METRIC_KEYS, MetricSums, accel_error_mm, center_on_root, frame_errors_mm
 from lib.geometry.rotation import axis_angle_to_matrix
 from lib.model.checkpoint import unwrap
-from lib.model.refiner import posed_mesh_mm
 from lib.runtime import DistInfo, all_reduce_sum
 from lib.windowed import refine_sequence as windowed_refine
 from lib.windowed import torch_window_fn, with_flip

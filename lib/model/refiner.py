@@ -9,44 +9,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lib.body.joint_names import H36M_ROOT, SMPL_NUM_JOINTS
+from lib.body.joint_names import SMPL_NUM_JOINTS
+from lib.body.smpl import posed_mesh_mm
 from lib.geometry.rotation import axis_angle_to_matrix, matrix_to_axis_angle
 from lib.model.backbone import Backbone
 from lib.model.evidence import hybrik_2d_evidence
 from lib.model.head import RefineHead
 
-MM_PER_M = 1000.0
 # Keys of MeshRefiner.forward's dict, in order.
 OUTPUT_KEYS = ("rot_mat", "pose_aa", "shape", "vertices", "keypoint_3d")
 # Outputs of the exported graph (MeshRefinerForExport), in order.
 EXPORT_OUTPUT_NAMES = ("rot_mat", "shape", "vertices", "keypoint_3d")
 EXPORT_INPUT_NAMES = ("pose2d", "hybrik_theta", "hybrik_shape")
-
-
-def posed_mesh_mm(body_model: nn.Module, rot_mat: Tensor, shape: Tensor) -> tuple[Tensor, Tensor]:
-    """SMPL mesh and H36M-17 joints in mm, centred on the H36M pelvis of the same mesh.
-
-    Shared by the refiner's outputs and the training targets, so both follow one convention. SMPL
-    runs in float32 even under autocast (mixed precision applies to the network only).
-
-    Args:
-        body_model: ``lib.body.smpl.BodyModel``.
-        rot_mat: (N, T, 24, 3, 3).
-        shape: (N, T, 10).
-    Returns:
-        vertices (N, T, 6890, 3) mm, keypoint_3d (N, T, 17, 3) mm.
-    """
-    if torch.is_autocast_enabled(rot_mat.device.type):
-        with torch.autocast(rot_mat.device.type, enabled=False):
-            return posed_mesh_mm(body_model, rot_mat.float(), shape.float())
-    # Component-major (x of every vertex, then y, then z) until the end: the regressor is then one
-    # matrix product, and the millimetre scale costs nothing (``BodyModel.skin``).
-    vertices, _ = body_model.skin(rot_mat.flatten(0, 1), shape.flatten(0, 1), scale=MM_PER_M)  # (N*T, 3, 6890) mm
-    keypoints = body_model.h36m_joints_cm(vertices)  # (N*T, 3, 17)
-    root = keypoints[..., H36M_ROOT:H36M_ROOT + 1]  # (N*T, 3, 1)
-    vertices = (vertices - root).transpose(1, 2).unflatten(0, rot_mat.shape[:2])  # (N, T, 6890, 3)
-    keypoints = (keypoints - root).transpose(1, 2).unflatten(0, rot_mat.shape[:2])  # (N, T, 17, 3)
-    return vertices.contiguous(), keypoints.contiguous()
 
 
 class MeshRefiner(nn.Module):

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from lib.geometry.rotation import axis_angle_to_matrix
-from lib.model.refiner import posed_mesh_mm
+from lib.body.smpl import posed_mesh_mm
 
 
 def smpl_targets(body: nn.Module, pose_aa: torch.Tensor, betas: torch.Tensor) -> dict[str, torch.Tensor]:
