@@ -528,15 +528,16 @@ class BodyModel(nn.Module):
         joints = self.J_template + (betas @ self.J_shapedirs.flatten(0, 1).T).unflatten(1, (n_joints, 3))  # (B, 24, 3)
 
         world_rot, world_pos = self._kinematic_chain(rot_mat, joints)  # (B, 24, 3, 3), (B, 24, 3)
-        # Relative transforms x -> rot_j (x - J_j) + posed_j as 12 numbers (the 3 columns of rot_j, then
-        # the translation), scaled; blended per vertex by one product with the skinning weights.
+        # Relative transforms x -> rot_j (x - J_j) + posed_j = rot_j x + shift_j, scaled.
         shift = world_pos - (world_rot @ joints.unsqueeze(-1)).squeeze(-1)  # (B, 24, 3)
-        columns = [world_rot[..., k] for k in range(3)] + [shift]  # 4 x (B, 24, 3)
-        # Each column blended per vertex by its own product (B, 3, 24) @ (24, V): four (B, 3, V) tensors
-        # written directly (one (B, 12, V) product would have to be split, a copy in onnxruntime), then
-        # applied elementwise over the vertices (what vectorises best); no per-vertex matrix product.
-        rot_x, rot_y, rot_z, offset = ((column * scale).transpose(1, 2) @ self.lbs_weights_t for column in columns)
-        vertices = rot_x * points[:, 0:1] + rot_y * points[:, 1:2] + rot_z * points[:, 2:3] + offset  # (B, 3, V)
+        # The rotations' 9 entries blended per vertex by one product (B, 9, 24) @ (24, V), rows k-major
+        # (column k of rot, then its 3 components), the translation by another; then x_v's rotated
+        # point is sum_k column_k(v) * point_k(v): one broadcast product and one sum over k, elementwise
+        # over the vertices (what vectorises best; no per-vertex matrix product, no split copies).
+        rot_rows = (world_rot * scale).permute(0, 3, 2, 1).flatten(1, 2)  # (B, 24, c, k) -> (B, 9 = [k, c], 24)
+        rot = (rot_rows @ self.lbs_weights_t).unflatten(1, (3, 3))  # (B, 3 k, 3 c, V)
+        offset = (shift * scale).transpose(1, 2) @ self.lbs_weights_t  # (B, 3, V)
+        vertices = (rot * points.unsqueeze(2)).sum(dim=1) + offset  # (B, 3, V)
         return vertices, world_pos
 
     def _kinematic_chain(self, rot_mat: Tensor, joints: Tensor) -> tuple[Tensor, Tensor]:
@@ -598,8 +599,10 @@ def posed_mesh_mm(body_model: nn.Module, rot_mat: Tensor, shape: Tensor) -> tupl
     vertices, _ = body_model.skin(rot_mat.flatten(0, 1), shape.flatten(0, 1), scale=MM_PER_M)  # (N*T, 3, 6890) mm
     keypoints = body_model.h36m_joints_cm(vertices)  # (N*T, 3, 17)
     root = keypoints[..., H36M_ROOT:H36M_ROOT + 1]  # (N*T, 3, 1)
-    vertices = (vertices - root).transpose(1, 2).unflatten(0, rot_mat.shape[:2])  # (N, T, 6890, 3)
-    keypoints = (keypoints - root).transpose(1, 2).unflatten(0, rot_mat.shape[:2])  # (N, T, 17, 3)
+    # Batch axes restored first, the transpose last: it then writes the outputs (a reshape after it
+    # would be one more copy of the mesh in onnxruntime).
+    vertices = (vertices - root).unflatten(0, rot_mat.shape[:2]).transpose(-1, -2)  # (N, T, 6890, 3)
+    keypoints = (keypoints - root).unflatten(0, rot_mat.shape[:2]).transpose(-1, -2)  # (N, T, 17, 3)
     return vertices.contiguous(), keypoints.contiguous()
 
 

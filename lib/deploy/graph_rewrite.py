@@ -1,6 +1,6 @@
 """Rewrites of the exported refiner graph that onnxruntime's CPU provider runs faster, same arithmetic.
 
-torch's exporter writes what PyTorch computes; two of its patterns cost onnxruntime copies that the
+torch's exporter writes what PyTorch computes; three of its patterns cost onnxruntime copies that the
 model does not need (measured by ``python -m benchmarks.bench_speed --parts latency``, which prints
 onnxruntime's profile per node type):
 
@@ -11,8 +11,11 @@ onnxruntime's profile per node type):
   ``Reshape`` (B, L, H, d), ``Transpose`` -> (B, H, L, d), ``Attention``, ``Transpose``, ``Reshape``):
   four transposes per block, each a copy. ONNX ``Attention`` (opset 23) also takes (B, L, C) with
   ``q_num_heads`` / ``kv_num_heads``; ``AttentionTo3D`` gives it that form and drops the transposes.
+* **A fused projection split in pieces** (q, k, v from one ``qkv`` layer; k, v in the hypergraph block) is
+  ``Gemm``, ``Reshape``, ``Split``: the Split copies every output once more. ``SplitGemm`` gives each
+  piece its own ``Gemm`` on the column slice of the weights (same products, same file size).
 
-``rewrite_for_cpu(model)`` applies both to an ``onnx_ir`` model in place and returns how many of each
+``rewrite_for_cpu(model)`` applies them to an ``onnx_ir`` model in place and returns how many of each
 it rewrote. The graph stays standard ONNX (no onnxruntime-only operators). The parity check of the
 export (``lib.deploy.export.verify_onnx``) runs on the rewritten file.
 """
@@ -110,6 +113,55 @@ class AttentionTo3D(pattern.RewriteRuleClassBase):
         return op.Reshape(out, out_shape)
 
 
+class SplitGemm(pattern.RewriteRuleClassBase):
+    """``Split(Reshape(Gemm(x, W[, b]), shape), axis=last)`` into ``parts`` equal pieces, W (K, N) and b (N,)
+    constants -> one ``Reshape(Gemm(x, W_i[, b_i]), shape[:-1] + (N / parts,))`` per piece: the fused
+    q/k/v (and k/v) projections as separate products, without the Split's copy of every output. (A
+    bias of zeros, as in an untrained model, is dropped by the exporter: hence the bias-free form.)"""
+
+    def __init__(self, parts: int, biased: bool) -> None:
+        super().__init__(f"split_gemm_{parts}_{'biased' if biased else 'unbiased'}")
+        self.parts = parts
+        self.biased = biased
+
+    def pattern(self, op, x, weight, shape, bias=None):
+        product = op.Gemm(x, weight, *([bias] if self.biased else []), _outputs=["product"])
+        return op.Split(op.Reshape(product, shape, _outputs=["full"]), _outputs=self.parts, _allow_other_attributes=True)
+
+    def check(self, context, x, weight, shape, product, full, bias=None, **_) -> pattern.MatchResult:
+        result = pattern.MatchResult()
+        w = _constant(weight)
+        b = _constant(bias) if self.biased else np.zeros(w.shape[1:] if w is not None else (0,), np.float32)
+        if w is None or b is None or w.ndim != 2 or b.shape != (w.shape[1],) or w.shape[1] % self.parts:
+            return result.fail("not a linear layer with constant W (K, N), b (N,), N divisible into the parts")
+        gemm = product.producer()
+        defaults = {"transA": 0, "transB": 0, "alpha": 1.0, "beta": 1.0}
+        if any(gemm.attributes[k].value != v for k, v in defaults.items() if k in gemm.attributes):
+            return result.fail("Gemm with transposes or scaling")
+        split = full.uses()[0].node if len(full.uses()) == 1 else None
+        if split is None or len(product.uses()) != 1:
+            return result.fail("the product or its reshape is used elsewhere")
+        axis = split.attributes["axis"].value if "axis" in split.attributes else 0
+        if full.shape is None or axis not in (-1, len(full.shape) - 1):
+            return result.fail("not a split of the last (channel) axis")
+        return result
+
+    def rewrite(self, op, x, weight, shape, bias=None, **_):
+        w = _constant(weight)
+        size = w.shape[1] // self.parts
+        lead = op.Slice(shape, op.Constant(value=ir.tensor(np.array([0], dtype=np.int64))),
+                        op.Constant(value=ir.tensor(np.array([-1], dtype=np.int64))))
+        piece_shape = op.Concat(lead, op.Constant(value=ir.tensor(np.array([size], dtype=np.int64))), axis=0)
+        outputs = []
+        for i in range(self.parts):
+            columns = slice(i * size, (i + 1) * size)
+            w_i = op.initializer(ir.tensor(np.ascontiguousarray(w[:, columns])), name=f"{weight.name}_part{i}")
+            b_i = ([op.initializer(ir.tensor(np.ascontiguousarray(_constant(bias)[columns])), name=f"{bias.name}_part{i}")]
+                   if self.biased else [])
+            outputs.append(op.Reshape(op.Gemm(x, w_i, *b_i), piece_shape))
+        return tuple(outputs)
+
+
 def _gemms(model: ir.Model) -> int:
     return sum(node.op_type == "Gemm" for node in model.graph)
 
@@ -120,7 +172,9 @@ def _attention_3d(model: ir.Model) -> int:
 
 # name -> (rule, counter of the nodes it writes)
 RULES = {"linear_to_gemm": ([LinearToGemm.rule()], _gemms),
-         "attention_to_3d": ([AttentionTo3D.rule(masked=True), AttentionTo3D.rule(masked=False)], _attention_3d)}
+         "attention_to_3d": ([AttentionTo3D.rule(masked=True), AttentionTo3D.rule(masked=False)], _attention_3d),
+         # after linear_to_gemm (it splits the Gemms that rule writes)
+         "split_gemm": ([SplitGemm.rule(parts=p, biased=b) for p in (3, 2) for b in (True, False)], _gemms)}
 
 
 def rewrite_for_cpu(model: ir.Model) -> dict[str, int]:

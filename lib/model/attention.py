@@ -85,7 +85,8 @@ def multi_head_attention(q: Tensor, k: Tensor, v: Tensor, num_heads: int, scale:
         num_heads: H; C must be divisible by it.
         scale: multiplies the logits (1 / sqrt(C / H) for the usual attention).
         logit_bias: additive logit bias before the scaling, broadcastable to (B, H, L, L) with B the
-            product of the leading axes: (H, L, L) for all, or (B, H, 1, L) per key.
+            product of the leading axes: (H, L, L) for all, or (B, H, 1, L) per key (expanded over the
+            queries here, after the scaling).
     Returns:
         (..., L, C), heads merged back.
     """
@@ -94,6 +95,8 @@ def multi_head_attention(q: Tensor, k: Tensor, v: Tensor, num_heads: int, scale:
     # lib.deploy.graph_rewrite restores in the exported graph (no head transposes there).
     heads = [split_heads(t.flatten(0, -3), num_heads) for t in (q, k, v)]  # 3 x (B, H, L, d)
     mask = None if logit_bias is None else logit_bias * scale  # sdpa adds the mask after its scaling
+    if mask is not None and mask.shape[-2] == 1:  # per key only: the query axis written out after the
+        mask = mask.expand(*mask.shape[:-2], q.shape[-2], mask.shape[-1])  # scaling (onnxruntime's Attention does not broadcast it)
     out = F.scaled_dot_product_attention(*heads, attn_mask=mask, scale=scale)  # (B, H, L, d)
     return merge_heads(out).unflatten(0, lead)  # (B, L, C) -> (..., L, C)
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lib.errors import CheckpointError
-from lib.model.attention import LAYER_NORM_EPS, DropPath, Mlp, multi_head_attention, split_heads
+from lib.model.attention import LAYER_NORM_EPS, DropPath, Mlp, multi_head_attention
 
 MERGE_MODES = ("none", "mean", "max", "weight_mean")
 # Standard deviation of the truncated-normal init of the hypergraph attention's Linear weights (original).
@@ -58,6 +58,8 @@ class HyperEdge(nn.Module):
         super().__init__()
         self.joint_label = tuple(joint_label)
         self.register_buffer("membership", membership_matrix(self.joint_label))  # (J, E)
+        # Each joint's hyperedge id, to gather its hyperedge's feature (not saved: the membership is).
+        self.register_buffer("edge_of_joint", torch.tensor(self.joint_label, dtype=torch.long), persistent=False)  # (J,)
         self.proj = nn.Linear(dim, dim, bias=False)
 
     @property
@@ -75,7 +77,7 @@ class HyperEdge(nn.Module):
         """
         mean_weights = self.membership / self.membership.sum(dim=0, keepdim=True)  # (J, E), columns sum to 1
         edge = self.proj(mean_weights.transpose(0, 1) @ x)  # (E, J) @ (..., J, C) -> (..., E, C)
-        return edge, self.membership @ edge  # (J, E) @ (..., E, C) -> (..., J, C)
+        return edge, edge.index_select(-2, self.edge_of_joint)  # (..., J, C): = membership @ edge, without a product
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
         key = prefix + "membership"
@@ -128,10 +130,11 @@ class HyperAttention(nn.Module):
         keys = k + edge if self.j2e_main else k
         key_bias = None
         if self.j2e_bias:  # w1 . e_u: one logit per key joint and head, the same for every query
-            key_bias = split_heads(edge, self.num_heads) @ self.w1.unsqueeze(-1)  # (..., H, J, 1)
-            # (B, H, J, J), B = the leading axes: the query axis written out (onnxruntime's Attention
-            # does not broadcast over it)
-            key_bias = key_bias.transpose(-2, -1).flatten(0, -4).expand(-1, -1, x.shape[-2], -1)
+            # One product with the block-diagonal (C, H) matrix of w1 (column h holds w1[h] in head h's
+            # channels) instead of splitting the edge features into heads.
+            eye = torch.eye(self.num_heads, dtype=self.w1.dtype, device=self.w1.device)
+            w_block = (self.w1.unsqueeze(-1) * eye.unsqueeze(1)).flatten(0, 1)  # (H, d, H) -> (C, H)
+            key_bias = (edge @ w_block).transpose(-2, -1).unsqueeze(-2).flatten(0, -4)  # (..., J, H) -> (B, H, 1, J)
         return self.proj(multi_head_attention(self.q(x), keys, v, self.num_heads, self.scale, key_bias))
 
     def extra_repr(self) -> str:

@@ -1,5 +1,6 @@
 """The CPU rewrites of the exported graph keep its arithmetic (onnxruntime vs eager PyTorch) and remove
-what they promise: linear layers on 4D tensors become Gemm, attention loses its head transposes."""
+what they promise: linear layers on 4D tensors become Gemm, attention loses its head transposes, a fused
+q/k/v projection becomes three products without the Split."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ DIM, HEADS, JOINTS = 32, 4, 17
 
 
 class TwoAttentions(nn.Module):
-    """A masked attention over joints, then an unmasked one over frames: (N, T, J, C) -> (N, T, J, C)."""
+    """A masked attention over joints, then an unmasked one over frames: (N, T, J, C) -> (N, T, J, C).
+    The temporal q/k/v bias is zero (as in an untrained hypergraph block: the exporter drops it)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -28,6 +30,7 @@ class TwoAttentions(nn.Module):
         self.temporal = SelfAttention(DIM, HEADS)
         with torch.no_grad():
             self.spatial.skeleton_bias.normal_()
+            self.temporal.qkv.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.spatial(x)
@@ -56,9 +59,11 @@ def _ops(model: ir.Model) -> list[str]:
 
 def test_rewrites_fire_where_promised(exported) -> None:
     _, plain, rewritten, counts = exported
-    assert counts == {"linear_to_gemm": 4, "attention_to_3d": 2}  # qkv + proj twice; both attentions
-    assert _ops(plain).count("MatMul") == 4 and "Gemm" not in _ops(plain)
-    assert _ops(rewritten).count("Gemm") == 4 and "MatMul" not in _ops(rewritten)
+    # qkv + proj twice; both attentions; each qkv product split in three (with and without its bias)
+    assert counts == {"linear_to_gemm": 4, "attention_to_3d": 2, "split_gemm": 4}
+    assert _ops(plain).count("MatMul") == 4 and "Gemm" not in _ops(plain) and _ops(plain).count("Split") == 2
+    assert _ops(rewritten).count("Gemm") == 8 and "MatMul" not in _ops(rewritten) and "Split" not in _ops(rewritten)
+    assert sorted(len(n.inputs) for n in rewritten.graph if n.op_type == "Gemm") == [2, 2, 2, 3, 3, 3, 3, 3]
     # Left: the model's own (N, T, J, C) <-> (N, J, T, C) swaps; gone: 4 head transposes per attention.
     assert _ops(plain).count("Transpose") == 2 + 2 * 4 and _ops(rewritten).count("Transpose") == 2
     assert all(tuple(n.attributes["perm"].as_ints()) == HEAD_TRANSPOSE for n in plain.graph if n.op_type == "Transpose")
