@@ -66,7 +66,7 @@ def oracle_predictor(body, prior_weight: float, steps: int):
     """The fit to the ground truth's joints projected with each frame's weak-perspective camera fitted to
     its detections (confidence 1 everywhere)."""
     from lib.body.smpl import posed_mesh_mm
-    from lib.eval.fit2d import fit2d_predictor
+    from lib.eval.fit2d import fit2d_predictor, weak_perspective_projection
     from lib.geometry.rotation import axis_angle_to_matrix
 
     fit = fit2d_predictor(body, prior_weight, steps, keypoints_key="clean_pose2d")
@@ -75,13 +75,8 @@ def oracle_predictor(body, prior_weight: float, steps: int):
         n = sequence.frames
         gt_rot = axis_angle_to_matrix(labels["gt_pose"].double().reshape(n, 24, 3)).float()
         _, joints = posed_mesh_mm(body, gt_rot[None], labels["gt_shape"].float()[None])  # (1, F, 17, 3) mm
-        xy, det = joints[0, ..., :2], labels["pose2d"][..., :2].float()
-        w = labels["pose2d"][..., 2:3].float().clamp_min(0.0)  # (F, 17, 1)
-        total = w.sum(dim=1, keepdim=True).clamp_min(1e-9)
-        xy_c = xy - (w * xy).sum(dim=1, keepdim=True) / total
-        det_mean = (w * det).sum(dim=1, keepdim=True) / total
-        scale = (w * xy_c * (det - det_mean)).sum(dim=(1, 2)) / (w * xy_c.square()).sum(dim=(1, 2)).clamp_min(1e-9)
-        clean = scale[:, None, None] * xy_c + det_mean  # (F, 17, 2)
+        pose2d = labels["pose2d"].float()
+        clean = weak_perspective_projection(joints[0, ..., :2], pose2d[..., :2], pose2d[..., 2].clamp_min(0.0))
         return fit(sequence, {**labels, "clean_pose2d": torch.cat([clean, torch.ones(n, 17, 1)], dim=-1)})
 
     return predict

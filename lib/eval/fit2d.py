@@ -40,26 +40,40 @@ HISTORY = 20  # L-BFGS memory
 _EPS = 1e-9
 
 
-def weak_perspective_error(xy: Tensor, keypoints: Tensor, weight: Tensor) -> Tensor:
-    """Per-frame normalised squared 2D error after the best scale and offset.
+def weak_perspective_projection(xy: Tensor, keypoints: Tensor, weight: Tensor) -> Tensor:
+    """The joints' camera x, y mapped onto the detections by the best scale and offset.
 
     Args:
         xy: (F, J, 2) the joints' camera x, y (any unit).
         keypoints: (F, J, 2) the detections (any unit, any offset; the same aspect ratio).
         weight: (F, J) confidences >= 0.
     Returns:
-        (F,) ``sum_j w_j |s xy_j + t - k_j|^2 / (sum_j w_j spread^2)``, with (s, t) the weighted
-        least-squares scale and offset and ``spread`` the detections' weighted RMS distance to their
-        weighted centroid; 0 where the weights sum to 0.
+        (F, J, 2) ``s xy + t`` in the detections' units, (s, t) the weighted least-squares scale and offset
+        of each frame (t puts the joints' weighted centroid on the detections').
     """
-    total = weight.sum(dim=-1, keepdim=True).clamp_min(_EPS)  # (F, 1)
+    total = weight.sum(dim=-1, keepdim=True).clamp_min(_EPS).unsqueeze(-1)  # (F, 1, 1)
     w = weight.unsqueeze(-1)  # (F, J, 1)
-    xy_c = xy - (w * xy).sum(dim=-2, keepdim=True) / total.unsqueeze(-1)  # (F, J, 2) centred
-    kp_c = keypoints - (w * keypoints).sum(dim=-2, keepdim=True) / total.unsqueeze(-1)
-    scale = (w * xy_c * kp_c).sum(dim=(-2, -1)) / (w * xy_c.square()).sum(dim=(-2, -1)).clamp_min(_EPS)  # (F,)
-    residual = scale[:, None, None] * xy_c - kp_c  # (F, J, 2): the offset is the centroids' difference
-    spread_sq = (w * kp_c.square()).sum(dim=(-2, -1)) / total[:, 0]  # (F,)
-    return (w * residual.square()).sum(dim=(-2, -1)) / total[:, 0] / spread_sq.clamp_min(_EPS)
+    xy_c = xy - (w * xy).sum(dim=-2, keepdim=True) / total  # (F, J, 2) centred
+    kp_mean = (w * keypoints).sum(dim=-2, keepdim=True) / total  # (F, 1, 2)
+    scale = (w * xy_c * (keypoints - kp_mean)).sum(dim=(-2, -1)) / (w * xy_c.square()).sum(dim=(-2, -1)).clamp_min(_EPS)
+    return scale[:, None, None] * xy_c + kp_mean
+
+
+def weak_perspective_error(xy: Tensor, keypoints: Tensor, weight: Tensor) -> Tensor:
+    """Per-frame normalised squared 2D error after the best scale and offset.
+
+    Args:
+        xy, keypoints, weight: as ``weak_perspective_projection``.
+    Returns:
+        (F,) ``sum_j w_j |s xy_j + t - k_j|^2 / (sum_j w_j spread^2)``, with ``spread`` the detections'
+        weighted RMS distance to their weighted centroid; 0 where the weights sum to 0.
+    """
+    total = weight.sum(dim=-1).clamp_min(_EPS)  # (F,)
+    w = weight.unsqueeze(-1)  # (F, J, 1)
+    kp_c = keypoints - (w * keypoints).sum(dim=-2, keepdim=True) / total[:, None, None]
+    residual = weak_perspective_projection(xy, keypoints, weight) - keypoints  # (F, J, 2)
+    spread_sq = (w * kp_c.square()).sum(dim=(-2, -1)) / total  # (F,)
+    return (w * residual.square()).sum(dim=(-2, -1)) / total / spread_sq.clamp_min(_EPS)
 
 
 def compose_increments(rot: Tensor, increments: Tensor) -> Tensor:
