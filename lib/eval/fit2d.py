@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from lib.body.joint_names import SMPL_NUM_JOINTS
 from lib.body.smpl import posed_mesh_mm
 from lib.data.datasets import EvalSequence
-from lib.eval.baselines import Predictor, sequence_mean_betas
+from lib.eval.baselines import Predictor, input_predictor, sequence_mean_betas
 from lib.geometry.rotation import axis_angle_to_matrix
 
 MIN_DETECTED = 4  # joints with confidence > 0 a frame needs to be fitted (a scale and offset take 2)
@@ -135,9 +135,8 @@ def fit2d_predictor(body: nn.Module, prior_weight: float, steps: int = DEFAULT_S
     (the split's detections by default), with the sequence's mean HybrIK betas (as the smoothers)."""
 
     def predict(sequence: EvalSequence, labels: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
-        n = sequence.frames
-        rot = axis_angle_to_matrix(labels["hybrik_pose"].double().reshape(n, SMPL_NUM_JOINTS, 3)).float()
-        betas = torch.from_numpy(sequence_mean_betas(labels["hybrik_shape"].numpy())).float()
+        rot, shape = input_predictor(sequence, labels)  # (F, 24, 3, 3), (F, 10)
+        betas = torch.from_numpy(sequence_mean_betas(shape.numpy())).float()
         return fit_to_2d(body, rot, betas, labels[keypoints_key], prior_weight=prior_weight, steps=steps), betas
 
     return predict

@@ -19,10 +19,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from lib.body.smpl import MM_PER_M
+
 EVIDENCE_CHANNELS = 5  # HybrIK joint x, y, z (m) + 2D disagreement x, y (m)
 _WEIGHT_EPS = 1e-6
 _SCALE_EPS = 1e-3  # normalised-canvas units per metre; a visible person is > 0.05
-MM_PER_M = 1000.0
 
 
 def hybrik_2d_evidence(pose2d: Tensor, joints_mm: Tensor) -> Tensor:
