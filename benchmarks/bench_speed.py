@@ -317,8 +317,9 @@ def bench_latency(config: Path, args: argparse.Namespace, out: Path) -> dict[str
     sgemm = refiner_profile.sgemm_gflops(args.threads)
     rows = measure_latency(model, info.path, shapes, threads=args.threads, repeats=repeats)
     inputs = {shape: realistic_inputs(*shape, model.in_channels, seed=2) for shape in shapes}
+    sgemm_file = refiner_profile.write_sgemm_onnx(out / common.RUNS_DIR / "sgemm.onnx")
     int8_ms = ort_ms_alternating({"float32": info.path, "int8": int8.path}, [inputs[s] for s in shapes], args.threads,
-                                 repeats)
+                                 repeats, fixed={"sgemm": sgemm_file})
     load_after = common.load_average()
     flops = {shape: refiner_profile.flops_per_part(model, inputs[shape]) for shape in shapes}
     profiles = {f"({n}, {t})": refiner_profile.ort_profile(info.path, inputs[(n, t)], args.threads, repeats)
@@ -331,31 +332,41 @@ def bench_latency(config: Path, args: argparse.Namespace, out: Path) -> dict[str
             "shapes": [{"n": r.n, "t": r.t, "torch_ms": r.torch_ms, "onnxruntime_ms": r.onnxruntime_ms,
                         "torch_ms_per_clip": r.torch_ms / r.n, "onnxruntime_ms_per_clip": r.onnxruntime_ms / r.n,
                         "speedup": r.torch_ms / r.onnxruntime_ms, "gflop": sum(flops[(r.n, r.t)].values()) / 1e9,
-                        "alternating_ms": {name: ms[i] for name, ms in int8_ms.items()},
+                        "alternating_ms": {name: ms[i] for name, ms in int8_ms.items() if name != "sgemm"},
                         "flop_floor_ms": sum(flops[(r.n, r.t)].values()) / 1e9 / sgemm * 1e3,
+                        "alternating_sgemm_gflops": refiner_profile.SGEMM_FLOP / int8_ms["sgemm"][i] / 1e6,
+                        "alternating_flop_floor_ms": sum(flops[(r.n, r.t)].values()) / refiner_profile.SGEMM_FLOP * int8_ms["sgemm"][i],
                         "gflop_per_part": {k: v / 1e9 for k, v in flops[(r.n, r.t)].items()}}
                        for i, r in enumerate(rows)],
             "onnxruntime_profile": profiles}
 
 
 def ort_ms_alternating(paths: dict[str, Path], inputs: list[dict[str, np.ndarray]], threads: int,
-                       repeats: int, block: int = 5) -> dict[str, list[float]]:
+                       repeats: int, block: int = 5,
+                       fixed: dict[str, tuple[Path, dict[str, np.ndarray]]] | None = None) -> dict[str, list[float]]:
     """Median ms per call of each ONNX file (onnxruntime, ``threads``) on each input, the files taken in turn
-    in blocks of ``block`` calls (a changing load hits all alike), after one untimed block each."""
+    in blocks of ``block`` calls (a changing load hits all alike), after one untimed block each.
+
+    ``fixed``: more files, each with its own feeds (e.g. ``refiner_profile.write_sgemm_onnx``), timed in
+    the same turns on every input; their medians are keyed by their names like the others'.
+    """
     from lib.deploy.onnx_runner import cpu_session
 
+    fixed = fixed or {}
     sessions = {name: cpu_session(path, threads) for name, path in paths.items()}
-    medians: dict[str, list[float]] = {name: [] for name in paths}
+    sessions.update({name: cpu_session(path, threads) for name, (path, _) in fixed.items()})
+    medians: dict[str, list[float]] = {name: [] for name in sessions}
     for feeds in inputs:
-        times: dict[str, list[float]] = {name: [] for name in paths}
+        times: dict[str, list[float]] = {name: [] for name in sessions}
         for turn in range(-1, -(-repeats // block)):
             for name, session in sessions.items():
+                session_feeds = fixed[name][1] if name in fixed else feeds
                 for _ in range(block):
                     start = time.perf_counter()
-                    session.run(None, feeds)
+                    session.run(None, session_feeds)
                     if turn >= 0:
                         times[name].append(time.perf_counter() - start)
-        for name in paths:
+        for name in sessions:
             medians[name].append(1e3 * float(np.median(times[name])))
     return medians
 
@@ -417,16 +428,20 @@ def latency_tables(lat: dict[str, Any]) -> list[tuple[str, list[str], list[list[
                f"sgemm {lat['sgemm_gflops']:.0f} GFLOP/s; load average {lat['load_average_before']} before, "
                f"{lat['load_average_after']} after)", headers, rows)]
     headers = ["(N, T)", "ORT float32 ms", "ORT int8 ms", "int8 speed-up", "float32 ORT / floor",
-               "int8 ORT / float32 floor"]
+               "int8 ORT / float32 floor", "ORT sgemm GFLOP/s (same turns)", "float32 ORT / same-turn floor"]
     rows = [[f"({r['n']}, {r['t']})", r["alternating_ms"]["float32"], r["alternating_ms"]["int8"],
              f"{r['alternating_ms']['float32'] / r['alternating_ms']['int8']:.2f}x",
              f"{r['alternating_ms']['float32'] / r['flop_floor_ms']:.2f}x",
-             f"{r['alternating_ms']['int8'] / r['flop_floor_ms']:.2f}x"] for r in lat["shapes"] if "alternating_ms" in r]
+             f"{r['alternating_ms']['int8'] / r['flop_floor_ms']:.2f}x",
+             r.get("alternating_sgemm_gflops", float("nan")),
+             f"{r['alternating_ms']['float32'] / r.get('alternating_flop_floor_ms', float('nan')):.2f}x"]
+            for r in lat["shapes"] if "alternating_ms" in r]
     if rows:
         tables.append((f"onnxruntime float32 vs int8 dynamic quantisation of the linear layers (same random model, "
-                       f"{lat['threads']} threads, median of {lat['repeats']}, the two files alternating in blocks "
-                       f"of 5 calls, after the table above; int8 file {lat['int8_onnx_mb']:.1f} MB vs "
-                       f"{lat['onnx_mb']:.1f} MB; the int8 ratio is against the float32 FLOP floor)", headers, rows))
+                       f"{lat['threads']} threads, median of {lat['repeats']}, the two files and a 1024 x 1024 "
+                       f"onnxruntime sgemm taken in turn in blocks of 5 calls, after the table above; int8 file "
+                       f"{lat['int8_onnx_mb']:.1f} MB vs {lat['onnx_mb']:.1f} MB; the int8 ratio is against the float32 "
+                       f"FLOP floor; the last column's floor uses the sgemm timed in the same turns)", headers, rows))
     profiles = lat.get("onnxruntime_profile", {})
     first = lat["shapes"][0]
     flops_total = sum(first["gflop_per_part"].values())

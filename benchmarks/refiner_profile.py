@@ -15,7 +15,9 @@ the H36M regressor, centring).
   exporter records each node's module path (``pkg.torch.onnx.name_scopes``), and a node without one
   (written by a graph rewrite) takes the part of the node before it.
 * The FLOP floor of a call: its FLOPs / the sgemm rate of a plain 1024 x 1024 float32 product on the
-  same threads (``sgemm_gflops``).
+  same threads (``sgemm_gflops``: PyTorch's, timed once before the latencies; ``write_sgemm_onnx``: the
+  same product as a one-node ONNX file, timed by onnxruntime in turn with the refiner, so that a host
+  whose speed drifts during the run moves the floor and the refiner alike).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ INPUT, SKELETON, HYPER, TEMPORAL, BACKBONE_OTHER = ("input (axis-angle, 2D norm)
 HEAD, DECODE_6D, SMPL = "head", "head: 6D decoding", "SMPL LBS + regressors"
 PARTS = (INPUT, SKELETON, HYPER, TEMPORAL, BACKBONE_OTHER, HEAD, DECODE_6D, SMPL)
 SGEMM_SIZE = 1024
+SGEMM_FLOP = 2 * SGEMM_SIZE ** 3  # one product of sgemm_gflops / write_sgemm_onnx
 
 
 def sgemm_gflops(threads: int, size: int = SGEMM_SIZE, repeats: int = 20) -> float:
@@ -54,6 +57,21 @@ def sgemm_gflops(threads: int, size: int = SGEMM_SIZE, repeats: int = 20) -> flo
     finally:
         torch.set_num_threads(previous)
     return 2.0 * size ** 3 / float(np.median(times)) / 1e9
+
+
+def write_sgemm_onnx(path: Path, size: int = SGEMM_SIZE) -> tuple[Path, dict[str, np.ndarray]]:
+    """A one-node ONNX file ``y = x @ w`` of (size x size) float32 matrices (``w`` a constant, as a layer's
+    weights are) and its feeds: onnxruntime's own sgemm, to time in turn with the refiner (2 size^3 FLOPs)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array(rng.random((size, size), dtype=np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "sgemm",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [size, size])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [size, size])], initializer=[weight])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path, {"x": rng.random((size, size), dtype=np.float32)}
 
 
 def _module_part(name: str) -> str | None:

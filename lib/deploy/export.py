@@ -257,10 +257,15 @@ def verify_onnx(model: MeshRefiner, path: str | Path, shapes: Sequence[tuple[int
     return report
 
 
+LATENCY_WARMUP = 5  # untimed calls before each timed series
+
+
 def measure_latency(model: MeshRefiner, path: str | Path, shapes: Sequence[tuple[int, int]], threads: int = 2,
                     repeats: int = 10) -> list[Latency]:
     """Median latency of onnxruntime (``threads`` intra-op threads) and eager PyTorch
-    (``torch.set_num_threads(threads)`` for the measurement, restored after) at each (N, T)."""
+    (``torch.set_num_threads(threads)`` for the measurement, restored after) at each (N, T), each after
+    ``LATENCY_WARMUP`` untimed calls (onnxruntime's first calls at a new size plan and grow its memory
+    arena: the first two at (8, 16) measured ~10 % slower than the calls after them)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     inputs = [realistic_inputs(n, t, model.in_channels, seed=2) for n, t in shapes]
@@ -270,11 +275,12 @@ def measure_latency(model: MeshRefiner, path: str | Path, shapes: Sequence[tuple
         with torch.inference_mode():  # how inference is run in PyTorch (no autograd bookkeeping at all)
             for x in inputs:
                 tensors = tuple(torch.from_numpy(x[k]) for k in EXPORT_INPUT_NAMES)
-                torch_ms.append(median_ms(lambda: wrapper(*tensors), repeats))
+                torch_ms.append(median_ms(lambda: wrapper(*tensors), repeats, warmup=LATENCY_WARMUP))
     finally:
         torch.set_num_threads(previous)
     session = cpu_session(Path(path), threads)
-    return [Latency(n=n, t=t, onnxruntime_ms=median_ms(lambda: session.run(list(EXPORT_OUTPUT_NAMES), x), repeats),
+    return [Latency(n=n, t=t, onnxruntime_ms=median_ms(lambda: session.run(list(EXPORT_OUTPUT_NAMES), x), repeats,
+                                                         warmup=LATENCY_WARMUP),
                     torch_ms=ms, threads=threads) for (n, t), x, ms in zip(shapes, inputs, torch_ms)]
 
 
