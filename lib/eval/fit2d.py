@@ -7,7 +7,7 @@ the camera frame (``Exp(d_0) R_0``) and every body joint's right-composed in its
     E = sum_j c_j |s (X_j, Y_j) + t - x_j|^2 / (C spread^2)  +  prior_weight * sum_j |d_j|^2
 
 with (X_j, Y_j, Z_j) the SMPL H36M-17 joints of the changed pose (the sequence's mean HybrIK betas;
-mm, camera axes), x_j the detections, c_j their confidences (C their sum), (s, t) the frame's
+camera axes; ``BodyModel.h36m_joints_of_pose``, no mesh), x_j the detections, c_j their confidences (C their sum), (s, t) the frame's
 least-squares scale and offset given the joints (weak perspective, solved in closed form at every
 step, so the fit does not depend on pixels vs a normalised canvas), and ``spread`` the detections'
 confidence-weighted RMS distance to their centroid (E has no units). L-BFGS from zero increments,
@@ -29,7 +29,6 @@ import torch
 from torch import Tensor, nn
 
 from lib.body.joint_names import SMPL_NUM_JOINTS
-from lib.body.smpl import posed_mesh_mm
 from lib.data.datasets import EvalSequence
 from lib.eval.baselines import Predictor, input_predictor, sequence_mean_betas
 from lib.geometry.rotation import axis_angle_to_matrix
@@ -98,7 +97,7 @@ def fit_to_2d(body: nn.Module, rot: Tensor, betas: Tensor, pose2d: Tensor, *, pr
         rot: (F, 24, 3, 3) HybrIK's rotations; betas: (F, 10).
         pose2d: (F, 17, 3) H36M-17 detections (x, y, confidence), pixels or normalised.
         prior_weight: weight of ``sum_j |d_j|^2`` (rad^2) against the normalised 2D error.
-        steps: L-BFGS iterations (each one or more SMPL passes over all frames).
+        steps: L-BFGS iterations (each one or more passes of SMPL's joints over all frames).
     Returns:
         (F, 24, 3, 3) fitted rotations (HybrIK's where fewer than ``MIN_DETECTED`` joints are detected).
     """
@@ -116,8 +115,8 @@ def fit_to_2d(body: nn.Module, rot: Tensor, betas: Tensor, pose2d: Tensor, *, pr
 
     def closure() -> Tensor:
         optimizer.zero_grad()
-        _, joints = posed_mesh_mm(body, compose_increments(rot, increments)[None], betas[None])  # (1, F, 17, 3)
-        error = weak_perspective_error(joints[0, ..., :2], keypoints, weight)  # (F,)
+        joints = body.h36m_joints_of_pose(compose_increments(rot, increments), betas)  # (F, 17, 3) m, no mesh
+        error = weak_perspective_error(joints[..., :2], keypoints, weight)  # (F,)
         loss = ((error + prior_weight * increments.square().sum(dim=(-2, -1))) * fitted).sum()
         loss.backward()
         return loss

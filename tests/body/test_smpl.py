@@ -301,6 +301,22 @@ def test_skin_scales_and_regresses_component_major(body64: BodyModel, arrays: di
                                1000.0 * np.einsum("jv,bvc->bcj", regressor, expected_v), atol=1000 * TOL_M, rtol=0)
 
 
+def test_h36m_joints_of_pose_match_the_mesh_regressed(body64: BodyModel, arrays: dict[str, np.ndarray],
+                                                      smpl_root: Path) -> None:
+    """The joints-only LBS (regressor applied before the skinning) gives the numpy mesh's regressed joints,
+    in float64 and, through its own float32 precomputation, in float32."""
+    pose, betas = _random_pose(4, seed=7)
+    rot = Rotation.from_rotvec(pose.reshape(-1, 3)).as_matrix().reshape(4, 24, 3, 3)
+    expected_v, _ = _numpy_lbs(arrays, rot, betas)
+    expected = np.einsum("jv,bvc->bjc", np.load(smpl_root / H36M_REGRESSOR_FILE), expected_v)  # (4, 17, 3) m
+    joints = body64.h36m_joints_of_pose(torch.from_numpy(rot), torch.from_numpy(betas))
+    assert joints.shape == (4, 17, 3)
+    np.testing.assert_allclose(joints.numpy(), expected, atol=TOL_M, rtol=0)
+    body32 = BodyModel(smpl_root)
+    joints32 = body32.h36m_joints_of_pose(torch.from_numpy(rot).float(), torch.from_numpy(betas).float())
+    np.testing.assert_allclose(joints32.numpy(), expected, atol=1e-5, rtol=0)  # 0.01 mm
+
+
 def test_buffers_stay_out_of_checkpoints_and_smplx_stays_quiet(smpl_root: Path, arrays: dict[str, np.ndarray],
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     body = BodyModel(smpl_root)
