@@ -66,7 +66,8 @@ def oracle_predictor(body, prior_weight: float, steps: int):
     """The fit to the ground truth's joints projected with each frame's weak-perspective camera fitted to
     its detections (confidence 1 everywhere)."""
     from lib.body.smpl import posed_mesh_mm
-    from lib.eval.fit2d import fit2d_predictor, weak_perspective_projection
+    from lib.body.fit2d import weak_perspective_projection
+    from lib.eval.fit2d import fit2d_predictor
     from lib.geometry.rotation import axis_angle_to_matrix
 
     fit = fit2d_predictor(body, prior_weight, steps, keypoints_key="clean_pose2d")
@@ -87,7 +88,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from lib.config.task import load_task_config
     from lib.data.datasets import MeshFiles
     from lib.eval import baselines as bl
-    from lib.eval.fit2d import DEFAULT_STEPS, fit2d_predictor
+    from lib.body.fit2d import DEFAULT_STEPS
+    from lib.eval.fit2d import fit2d_predictor
 
     common.setup(args.threads)
     out = common.results_dir(args.out, args.quick)

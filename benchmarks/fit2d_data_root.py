@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     from lib.body.smpl import BodyModel
     from lib.config.task import load_task_config
     from lib.data.datasets import MeshFiles
-    from lib.eval.fit2d import fit_to_2d
+    from lib.body.fit2d import fit_to_2d
     from lib.geometry.rotation import axis_angle_to_matrix, matrix_to_axis_angle
 
     common.setup(args.threads)

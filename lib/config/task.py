@@ -48,6 +48,8 @@ class TaskConfig:
     orbit_deg: float = 0.0             # training: video clips seen from a camera orbited by pitch, yaw in [-o, o] deg
     input_hybrik: bool = False         # model: the backbone also sees HybrIK's 3D joints and the 2D's disagreement with them
     limb_deg: float = 0.0              # training: video clips' body joints (GT and HybrIK) turned by up to limb_deg, 2D re-projected
+    fit2d_prior: float | None = None   # input: HybrIK's pose fitted per frame to its 2D with this prior weight first (None: off)
+    fit2d_steps: int = 50              # input: L-BFGS iterations of that fit
     no_conf: bool = False              # drop the 2D confidence channel from the input
     eval_root: Literal["pelvis", "mid_hip"] = "pelvis"   # root of the evaluation protocol
     # --- schedule -----------------------------------------------------------------------------
@@ -213,6 +215,11 @@ def _check_values(cfg: TaskConfig) -> None:
         raise ConfigError(f"{src}: key 'orbit_deg' = {cfg.orbit_deg}; expected degrees in [0, 60]")
     if not 0.0 <= cfg.limb_deg <= 90.0:
         raise ConfigError(f"{src}: key 'limb_deg' = {cfg.limb_deg}; expected degrees in [0, 90]")
+    if cfg.fit2d_prior is not None and not 0.0 < cfg.fit2d_prior <= 1e3:
+        raise ConfigError(f"{src}: key 'fit2d_prior' = {cfg.fit2d_prior}; expected a prior weight in (0, 1000] "
+                          "(e.g. 0.01) or null to feed HybrIK's pose unfitted")
+    if not 1 <= cfg.fit2d_steps <= 1000:
+        raise ConfigError(f"{src}: key 'fit2d_steps' = {cfg.fit2d_steps}; expected L-BFGS iterations in 1..1000")
     if not 1 <= cfg.speed_max <= 8:
         raise ConfigError(f"{src}: key 'speed_max' = {cfg.speed_max}; expected an integer speed-up in 1..8 (1: off)")
     if cfg.drop_2d > 0 and cfg.no_conf:

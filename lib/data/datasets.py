@@ -495,12 +495,15 @@ class MeshFiles:
     """The pickles a config names, each loaded at most once (both splits kept together).
 
     ``split(dataset, name)`` loads ``cfg.data_path(cfg.dt_file_<dataset>)`` on first use and wraps
-    both of its splits; later calls for either split reuse them.
+    both of its splits; later calls for either split reuse them. With ``cfg.fit2d_prior`` set, every
+    split's HybrIK pose is the fit to its own 2D (``lib.data.hybrik_fit``): what training, validation
+    and the baselines' "input" see.
     """
 
     def __init__(self, cfg: TaskConfig) -> None:
         self.cfg = cfg
         self._loaded: dict[str, dict[str, MeshSplit]] = {}
+        self._body: torch.nn.Module | None = None  # SMPL, for the 2D fit of HybrIK's input (fit2d_prior)
 
     def path(self, dataset: str) -> Path:
         """The pickle of ``dataset`` under ``data_root``.
@@ -524,9 +527,28 @@ class MeshFiles:
             data = schema.load_mesh_pickle(path, dataset)
             self._loaded[dataset] = {name: MeshSplit(data[name], dataset, name, path, no_conf=self.cfg.no_conf)
                                      for name in SPLITS}
+            if self.cfg.fit2d_prior is not None:
+                for name in SPLITS:
+                    self._loaded[dataset][name] = self._fitted(self._loaded[dataset][name])
             log.info("loaded %s: %s", path, ", ".join(f"{s} {self._loaded[dataset][s].frames} frames"
                                                      for s in SPLITS))
         return self._loaded[dataset][split]
+
+
+    def _fitted(self, split: MeshSplit) -> MeshSplit:
+        """``split`` with HybrIK's pose replaced by its fit to the split's own 2D (``lib.data.hybrik_fit``;
+        the arrays copied shallowly, the pickle's own untouched)."""
+        from lib.data.hybrik_fit import fitted_split_pose
+
+        if self._body is None:
+            self._body = body_model_for(self.cfg)
+        arrays = dict(split.arrays)
+        arrays[KEY_HYBRIK_POSE] = fitted_split_pose(
+            split.path, split.split, self._body, np.asarray(arrays[KEY_HYBRIK_POSE]), np.asarray(arrays[KEY_HYBRIK_SHAPE]),
+            split.pose2d, prior_weight=self.cfg.fit2d_prior, steps=self.cfg.fit2d_steps)
+        fitted = MeshSplit(arrays, split.dataset, split.split, split.path, no_conf=split.no_conf)
+        fitted.__dict__["pose2d"] = split.pose2d  # the same 2D, computed once
+        return fitted
 
 
 def load_split(cfg: TaskConfig, dataset: str, split: str, files: MeshFiles | None = None) -> MeshSplit:

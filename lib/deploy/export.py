@@ -94,8 +94,13 @@ class VerifyReport:
 
 def export_metadata(*, clip_len: int, sample_stride: int, maxlen: int, flip: bool, in_channels: int,
                     signature: Mapping[str, Any], checkpoint: str | Path | None = None,
-                    epoch: int | None = None) -> dict[str, str]:
-    """``metadata_props`` of an exported refiner (all values strings; structured ones as JSON)."""
+                    epoch: int | None = None, fit2d_prior: float | None = None,
+                    fit2d_steps: int = 50) -> dict[str, str]:
+    """``metadata_props`` of an exported refiner (all values strings; structured ones as JSON).
+
+    ``fit2d_prior``/``fit2d_steps``: the task config's 2D fit of HybrIK's input, which the graph does not
+    contain (``lib.deploy.pipeline.refine`` runs it before the graph when the metadata names one).
+    """
     return {
         meta.METADATA_FORMAT: meta.FORMAT,
         meta.METADATA_CLIP_LEN: str(int(clip_len)),
@@ -108,6 +113,8 @@ def export_metadata(*, clip_len: int, sample_stride: int, maxlen: int, flip: boo
         meta.METADATA_NORMALISATION: NORMALISATION,
         meta.METADATA_SOURCE: "" if checkpoint is None else str(checkpoint),
         meta.METADATA_EPOCH: "" if epoch is None else str(int(epoch)),
+        meta.METADATA_FIT2D: "" if fit2d_prior is None else json.dumps({"prior_weight": float(fit2d_prior),
+                                                                        "steps": int(fit2d_steps)}),
     }
 
 
@@ -329,7 +336,8 @@ def export_checkpoint(model: MeshRefiner, ckpt: Mapping[str, Any], task_cfg: Tas
     metadata = export_metadata(clip_len=task_cfg.clip_len, sample_stride=task_cfg.sample_stride,
                                maxlen=task_cfg.maxlen, flip=task_cfg.flip, in_channels=model.in_channels,
                                signature=model_signature(task_cfg, hyper_cfg, options), checkpoint=checkpoint,
-                               epoch=ckpt.get("epoch"))
+                               epoch=ckpt.get("epoch"), fit2d_prior=task_cfg.fit2d_prior,
+                               fit2d_steps=task_cfg.fit2d_steps)
     info = export_onnx(model, output, metadata, clip_len=task_cfg.clip_len, opset=opset)
     report = verify_onnx(model, info.path, check_shapes(task_cfg.clip_len, task_cfg.maxlen),
                          threads=threads) if verify else None

@@ -378,7 +378,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     pose2d = pl.network_pose2d(keypoints, sizes, refiner.in_channels, str(args.keypoints2d or seq.source))
     push_seconds: list[float] = []
     rot, betas = pl.refine(refiner, seq, pose2d, flip=args.flip, overlap=args.overlap, sample_stride=args.sample_stride,
-                           lookahead=_lookahead(args), on_push=lambda _, seconds: push_seconds.append(seconds))
+                           lookahead=_lookahead(args), on_push=lambda _, seconds: push_seconds.append(seconds), body=body)
     placed_refined = pl.place_smpl(body, regressor, rot, betas, transl)
     fps = args.fps or getattr(video, "fps", None) or seq.fps or pl.DEFAULT_FPS  # a video file's container rate
     settings = {"refiner": refiner.description, "clip_len": refiner.clip_len,
@@ -387,7 +387,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "flip": refiner.flip if args.flip is None else args.flip,
                 "keypoints_2d": str(args.keypoints2d) if args.keypoints2d else "projected HybrIK joints",
                 "hybrik": str(args.hybrik or args.hybrik_onnx or args.hybrik_checkpoint),
-                "on_invalid": args.on_invalid}
+                "on_invalid": args.on_invalid, "fit2d_prior": refiner.fit2d_prior}
     if args.online:
         settings.update(online=True, lookahead=_lookahead(args))
     if args.hybrik is None:

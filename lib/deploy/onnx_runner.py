@@ -32,6 +32,7 @@ METADATA_UNITS = "units"
 METADATA_NORMALISATION = "pose2d_normalisation"
 METADATA_SOURCE = "checkpoint"
 METADATA_EPOCH = "checkpoint_epoch"
+METADATA_FIT2D = "fit2d"  # JSON {"prior_weight", "steps"} of the 2D fit of HybrIK's input, or "" (none)
 METADATA_QUANTIZATION = "quantization"  # "none", or a JSON description (lib.deploy.quantize)
 REQUIRED_METADATA = (METADATA_FORMAT, METADATA_CLIP_LEN, METADATA_SAMPLE_STRIDE, METADATA_MAXLEN)
 
@@ -71,6 +72,8 @@ class RefinerSession:
         metadata: the model's ``metadata_props`` as a dict of strings.
         clip_len, sample_stride, maxlen, in_channels: ints from the metadata / input shape.
         flip: whether the checkpoint's config asked for flip test-time augmentation.
+        fit2d_prior, fit2d_steps: the 2D fit of HybrIK's input the checkpoint was trained with
+            (``fit2d_prior`` None: none).
     Raises:
         CheckpointError: missing / unloadable file, inputs or outputs not the refiner's, missing metadata.
     """
@@ -94,6 +97,9 @@ class RefinerSession:
         self.sample_stride = int(self.metadata[METADATA_SAMPLE_STRIDE])
         self.maxlen = int(self.metadata[METADATA_MAXLEN])
         self.flip = self.metadata.get(METADATA_FLIP, "true").lower() == "true"
+        fit2d = json.loads(self.metadata.get(METADATA_FIT2D) or "null")  # files written before the key: no fit
+        self.fit2d_prior: float | None = None if fit2d is None else float(fit2d["prior_weight"])
+        self.fit2d_steps: int = 50 if fit2d is None else int(fit2d["steps"])
         channels = inputs["pose2d"][-1]
         self.in_channels = int(channels) if isinstance(channels, int) else 3
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -32,6 +33,7 @@ from lib.atomic_write import atomic_open
 from lib.body.joint_names import H36M_ROOT, SMPL_NUM_JOINTS
 from lib.body.smpl import HYBRIK_H36M_REGRESSOR_FILE, BodyModel, load_joint_regressor
 from lib.config.task import TaskConfig
+from lib.data.hybrik_fit import fit_hybrik_pose
 from lib.data.keypoints2d import pose2d_input
 from lib.deploy.inputs import HybrIKSequence
 from lib.deploy.invalid_frames import bridge_linear, bridge_rotations
@@ -73,6 +75,8 @@ class Refiner:
         clip_len, sample_stride, maxlen, in_channels: from the checkpoint's config or the ONNX metadata.
         flip: flip test-time augmentation by default (the config's ``flip``).
         description: where it came from, for logs and the npz.
+        fit2d_prior, fit2d_steps: the 2D fit of HybrIK's input it was trained with (the config's keys or
+            the ONNX metadata; ``fit2d_prior`` None: none), run by ``refine`` before the network.
     """
 
     window_fn: WindowFn
@@ -82,6 +86,8 @@ class Refiner:
     in_channels: int
     flip: bool
     description: str
+    fit2d_prior: float | None = None
+    fit2d_steps: int = 50
 
 
 def refiner_from_model(model: torch.nn.Module, task_cfg: TaskConfig, description: str,
@@ -89,7 +95,8 @@ def refiner_from_model(model: torch.nn.Module, task_cfg: TaskConfig, description
     """A ``Refiner`` running a ``MeshRefiner`` in PyTorch (settings from its ``TaskConfig``)."""
     return Refiner(window_fn=torch_window_fn(model, device), clip_len=task_cfg.clip_len,
                    sample_stride=task_cfg.sample_stride, maxlen=task_cfg.maxlen, in_channels=model.in_channels,
-                   flip=task_cfg.flip, description=description)
+                   flip=task_cfg.flip, description=description, fit2d_prior=task_cfg.fit2d_prior,
+                   fit2d_steps=task_cfg.fit2d_steps)
 
 
 def refiner_from_onnx(path: str | Path, threads: int = 2) -> Refiner:
@@ -99,7 +106,7 @@ def refiner_from_onnx(path: str | Path, threads: int = 2) -> Refiner:
     session = RefinerSession(path, threads)
     return Refiner(window_fn=session.window_fn(), clip_len=session.clip_len, sample_stride=session.sample_stride,
                    maxlen=session.maxlen, in_channels=session.in_channels, flip=session.flip,
-                   description=f"onnx:{Path(path)}")
+                   description=f"onnx:{Path(path)}", fit2d_prior=session.fit2d_prior, fit2d_steps=session.fit2d_steps)
 
 
 # ----------------------------------------------------------------------------------------- inputs
@@ -213,12 +220,25 @@ def network_pose2d(keypoints_px: np.ndarray, sizes: np.ndarray | None, in_channe
 
 def refine(refiner: Refiner, seq: HybrIKSequence, pose2d: np.ndarray, flip: bool | None = None,
            overlap: int | None = None, sample_stride: int | None = None, lookahead: int | None = None,
-           on_push: Callable[[int, float], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+           on_push: Callable[[int, float], None] | None = None,
+           body: BodyModel | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Stitched refined rotations (F, 24, 3, 3) and betas (F, 10) of the whole sequence.
 
     With ``lookahead`` K the frames go through ``lib.deploy.stream`` one at a time, each refined when
-    frame f + K has arrived (``on_push(frame, seconds)`` after each); else the offline path.
+    frame f + K has arrived (``on_push(frame, seconds)`` after each); else the offline path. When the
+    refiner was trained on HybrIK's pose fitted to the 2D (``refiner.fit2d_prior``), every frame is fitted
+    first (``lib.data.hybrik_fit``, each frame alone, so the online path could fit a frame as it arrives;
+    ``body``, SMPL on the CPU, is then required).
     """
+    pose_aa = seq.pose_aa  # (F, 72) rad
+    if refiner.fit2d_prior is not None:
+        if body is None:
+            raise ValueError(f"{refiner.description} was trained on HybrIK's pose fitted to the 2D; pass body=")
+        start = time.perf_counter()
+        pose_aa = fit_hybrik_pose(body, pose_aa, seq.betas, pose2d, prior_weight=refiner.fit2d_prior,
+                                  steps=refiner.fit2d_steps)
+        log.info("HybrIK's pose fitted to the 2D (prior %g, %d iterations): %d frames in %.1f s",
+                 refiner.fit2d_prior, refiner.fit2d_steps, seq.frames, time.perf_counter() - start)
     flip = refiner.flip if flip is None else flip
     fn = with_flip(refiner.window_fn) if flip else refiner.window_fn
     stride = refiner.sample_stride if sample_stride is None else sample_stride
@@ -228,8 +248,8 @@ def refine(refiner: Refiner, seq: HybrIKSequence, pose2d: np.ndarray, flip: bool
              refiner.description, mode, refiner.clip_len, stride, shown_overlap, flip)
     plan = dict(clip_len=refiner.clip_len, sample_stride=stride, overlap=overlap)
     if lookahead is None:
-        return refine_sequence(fn, pose2d, seq.pose_aa, seq.betas, **plan)
-    return refine_stream(fn, pose2d, seq.pose_aa, seq.betas, lookahead=lookahead, on_push=on_push, **plan)
+        return refine_sequence(fn, pose2d, pose_aa, seq.betas, **plan)
+    return refine_stream(fn, pose2d, pose_aa, seq.betas, lookahead=lookahead, on_push=on_push, **plan)
 
 
 def result_arrays(seq: HybrIKSequence, refined_rot: np.ndarray, refined_betas: np.ndarray, placed_input: Placed,

@@ -1,25 +1,5 @@
-"""A baseline that uses the 2D keypoints and no training: each frame's HybrIK pose fitted to its 2D.
-
-Per frame, HybrIK's rotations change by small increments, the global orientation's left-composed in
-the camera frame (``Exp(d_0) R_0``) and every body joint's right-composed in its parent's frame
-(``R_j Exp(d_j)``), chosen to minimise::
-
-    E = sum_j c_j |s (X_j, Y_j) + t - x_j|^2 / (C spread^2)  +  prior_weight * sum_j |d_j|^2
-
-with (X_j, Y_j, Z_j) the SMPL H36M-17 joints of the changed pose (the sequence's mean HybrIK betas;
-camera axes; ``BodyModel.h36m_joints_of_pose``, no mesh), x_j the detections, c_j their confidences (C their sum), (s, t) the frame's
-least-squares scale and offset given the joints (weak perspective, solved in closed form at every
-step, so the fit does not depend on pixels vs a normalised canvas), and ``spread`` the detections'
-confidence-weighted RMS distance to their centroid (E has no units). L-BFGS from zero increments,
-``steps`` iterations. Depth is not in the 2D: the prior keeps each increment near HybrIK where the 2D
-cannot tell (a bone turned towards or away from the camera projects alike). A frame with fewer than
-``MIN_DETECTED`` detected joints keeps HybrIK's pose.
-
-What it is for: the strongest simple baseline that reads the 2D (the smoothers in
-``lib.eval.baselines`` read only HybrIK's rotations), and, fitted to noise-free projections of the
-ground truth, an estimate of how much of HybrIK's error a single frame's 2D can remove at all
-(``benchmarks/bench_fit2d.py``).
-"""
+"""The 2D-fit baseline: HybrIK's pose of each frame fitted to its 2D (``lib.body.fit2d``), as a
+``lib.eval.baselines.Predictor`` scored like the smoothers and the refiner."""
 
 from __future__ import annotations
 
@@ -28,104 +8,9 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from lib.body.joint_names import SMPL_NUM_JOINTS
+from lib.body.fit2d import DEFAULT_STEPS, fit_to_2d
 from lib.data.datasets import EvalSequence
 from lib.eval.baselines import Predictor, input_predictor, sequence_mean_betas
-from lib.geometry.rotation import axis_angle_to_matrix
-
-MIN_DETECTED = 4  # joints with confidence > 0 a frame needs to be fitted (a scale and offset take 2)
-DEFAULT_STEPS = 50  # L-BFGS iterations
-HISTORY = 20  # L-BFGS memory
-_EPS = 1e-9
-
-
-def weak_perspective_projection(xy: Tensor, keypoints: Tensor, weight: Tensor) -> Tensor:
-    """The joints' camera x, y mapped onto the detections by the best scale and offset.
-
-    Args:
-        xy: (F, J, 2) the joints' camera x, y (any unit).
-        keypoints: (F, J, 2) the detections (any unit, any offset; the same aspect ratio).
-        weight: (F, J) confidences >= 0.
-    Returns:
-        (F, J, 2) ``s xy + t`` in the detections' units, (s, t) the weighted least-squares scale and offset
-        of each frame (t puts the joints' weighted centroid on the detections').
-    """
-    total = weight.sum(dim=-1, keepdim=True).clamp_min(_EPS).unsqueeze(-1)  # (F, 1, 1)
-    w = weight.unsqueeze(-1)  # (F, J, 1)
-    xy_c = xy - (w * xy).sum(dim=-2, keepdim=True) / total  # (F, J, 2) centred
-    kp_mean = (w * keypoints).sum(dim=-2, keepdim=True) / total  # (F, 1, 2)
-    scale = (w * xy_c * (keypoints - kp_mean)).sum(dim=(-2, -1)) / (w * xy_c.square()).sum(dim=(-2, -1)).clamp_min(_EPS)
-    return scale[:, None, None] * xy_c + kp_mean
-
-
-def weak_perspective_error(xy: Tensor, keypoints: Tensor, weight: Tensor) -> Tensor:
-    """Per-frame normalised squared 2D error after the best scale and offset.
-
-    Args:
-        xy, keypoints, weight: as ``weak_perspective_projection``.
-    Returns:
-        (F,) ``sum_j w_j |s xy_j + t - k_j|^2 / (sum_j w_j spread^2)``, with ``spread`` the detections'
-        weighted RMS distance to their weighted centroid; 0 where the weights sum to 0.
-    """
-    total = weight.sum(dim=-1).clamp_min(_EPS)  # (F,)
-    w = weight.unsqueeze(-1)  # (F, J, 1)
-    kp_c = keypoints - (w * keypoints).sum(dim=-2, keepdim=True) / total[:, None, None]
-    residual = weak_perspective_projection(xy, keypoints, weight) - keypoints  # (F, J, 2)
-    spread_sq = (w * kp_c.square()).sum(dim=(-2, -1)) / total  # (F,)
-    return (w * residual.square()).sum(dim=(-2, -1)) / total / spread_sq.clamp_min(_EPS)
-
-
-def compose_increments(rot: Tensor, increments: Tensor) -> Tensor:
-    """``Exp(d_0) R_0`` (camera frame) and ``R_j Exp(d_j)`` (parent's frame) for j >= 1.
-
-    Args:
-        rot: (F, 24, 3, 3); increments: (F, 24, 3) axis-angle, rad.
-    Returns:
-        (F, 24, 3, 3).
-    """
-    turn = axis_angle_to_matrix(increments)  # (F, 24, 3, 3)
-    root = turn[:, :1] @ rot[:, :1]
-    return torch.cat([root, rot[:, 1:] @ turn[:, 1:]], dim=1)
-
-
-def fit_to_2d(body: nn.Module, rot: Tensor, betas: Tensor, pose2d: Tensor, *, prior_weight: float,
-              steps: int = DEFAULT_STEPS) -> Tensor:
-    """Fit every frame's rotations to its 2D keypoints (module docstring).
-
-    Args:
-        body: ``BodyModel``.
-        rot: (F, 24, 3, 3) HybrIK's rotations; betas: (F, 10).
-        pose2d: (F, 17, 3) H36M-17 detections (x, y, confidence), pixels or normalised.
-        prior_weight: weight of ``sum_j |d_j|^2`` (rad^2) against the normalised 2D error.
-        steps: L-BFGS iterations (each one or more passes of SMPL's joints over all frames).
-    Returns:
-        (F, 24, 3, 3) fitted rotations (HybrIK's where fewer than ``MIN_DETECTED`` joints are detected).
-    """
-    if prior_weight < 0 or steps < 0:
-        raise ValueError(f"prior_weight and steps must be >= 0, got {prior_weight} and {steps}")
-    rot, betas = rot.float(), betas.float()
-    keypoints, weight = pose2d[..., :2].float(), pose2d[..., 2].float().clamp_min(0.0)  # (F, 17, 2), (F, 17)
-    fitted = (weight > 0).sum(dim=-1) >= MIN_DETECTED  # (F,)
-    increments = torch.zeros(rot.shape[0], SMPL_NUM_JOINTS, 3, requires_grad=True)
-    # L-BFGS on the sum over frames (frames are independent; one shared line search): unlike Adam, whose
-    # per-parameter normalisation moves a direction the 2D barely sees as far as one it sees, it follows
-    # the curvature, so the prior decides the depth-ambiguous directions.
-    optimizer = torch.optim.LBFGS([increments], lr=1.0, max_iter=steps, history_size=HISTORY,
-                                  tolerance_grad=1e-10, tolerance_change=1e-14, line_search_fn="strong_wolfe")
-
-    def closure() -> Tensor:
-        optimizer.zero_grad()
-        joints = body.h36m_joints_of_pose(compose_increments(rot, increments), betas)  # (F, 17, 3) m, no mesh
-        error = weak_perspective_error(joints[..., :2], keypoints, weight)  # (F,)
-        loss = ((error + prior_weight * increments.square().sum(dim=(-2, -1))) * fitted).sum()
-        loss.backward()
-        return loss
-
-    if steps > 0:
-        with torch.enable_grad():
-            optimizer.step(closure)
-    with torch.no_grad():
-        return torch.where(fitted[:, None, None, None], compose_increments(rot, increments), rot)
 
 
 def fit2d_predictor(body: nn.Module, prior_weight: float, steps: int = DEFAULT_STEPS,

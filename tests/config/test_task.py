@@ -103,6 +103,9 @@ def test_unknown_key_lists_valid_keys(tmp_path: Path) -> None:
         (dict(eval_root="hips"), "'eval_root'"),
         (dict(limb_deg=120), "'limb_deg' = 120.0; expected degrees in [0, 90]"),
         (dict(orbit_deg=-1), "'orbit_deg'"),
+        (dict(fit2d_prior=0), "'fit2d_prior' = 0.0; expected a prior weight in (0, 1000]"),
+        (dict(fit2d_prior="strong"), "'fit2d_prior' = 'strong'; expected a number"),
+        (dict(fit2d_steps=0), "'fit2d_steps' = 0; expected L-BFGS iterations in 1..1000"),
     ],
 )
 def test_bad_values_are_one_line_errors(tmp_path: Path, changes: dict, fragment: str) -> None:

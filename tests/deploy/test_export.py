@@ -36,6 +36,25 @@ def test_cli_writes_one_verified_file_with_dynamic_n_and_t(exported, tiny_setup)
     assert (session.clip_len, session.sample_stride, session.maxlen) == (16, 2, 243)
     assert session.signature()["dim_rep"] == 32 and session.metadata["checkpoint_epoch"] == "3"
     assert "x / W * 2 - 1" in session.metadata["pose2d_normalisation"]
+    assert session.fit2d_prior is None and session.metadata["fit2d"] == ""  # trained without the 2D fit
+
+
+def test_the_2d_fit_of_hybriks_input_travels_in_the_metadata(exported, tmp_path: Path) -> None:
+    """A checkpoint trained with ``fit2d_prior`` exports it (the graph does not hold the fit), and the ONNX
+    refiner of the inference pipeline runs the fit before the graph as the checkpoint did."""
+    from lib.deploy.onnx_runner import METADATA_FIT2D
+    from lib.deploy.pipeline import refiner_from_onnx
+
+    metadata = ex.export_metadata(clip_len=16, sample_stride=2, maxlen=243, flip=True, in_channels=3, signature={},
+                                  fit2d_prior=0.01, fit2d_steps=30)
+    proto = onnx.load(str(exported.path))
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, metadata)
+    path = tmp_path / "fit.onnx"
+    onnx.save(proto, str(path))
+    assert metadata[METADATA_FIT2D] == '{"prior_weight": 0.01, "steps": 30}'
+    refiner = refiner_from_onnx(path)
+    assert (refiner.fit2d_prior, refiner.fit2d_steps) == (0.01, 30)
 
 
 def test_onnxruntime_matches_pytorch_at_two_shapes(exported, tiny_setup) -> None:

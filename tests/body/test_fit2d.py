@@ -9,7 +9,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from lib.body.smpl import BodyModel, posed_mesh_mm
-from lib.eval.fit2d import MIN_DETECTED, compose_increments, fit_to_2d, weak_perspective_error
+from lib.body.fit2d import MIN_DETECTED, compose_increments, fit_to_2d, weak_perspective_error
 
 def test_weak_perspective_error_matches_a_least_squares_solve() -> None:
     rng = np.random.default_rng(0)
