@@ -116,6 +116,8 @@ class MeshSplit:
         self.no_conf = no_conf
         self.frames = int(len(arrays[KEY_SOURCE]))
         self.spans: list[Span] = sequence_spans(np.asarray(arrays[KEY_SOURCE]))
+        # (F, 72) HybrIK's own pose where KEY_HYBRIK_POSE holds its 2D fit (MeshFiles, fit2d_prior), else None
+        self.unfitted_hybrik_pose: np.ndarray | None = None
 
     def __repr__(self) -> str:
         return (f"MeshSplit({self.dataset}/{self.split}: {self.frames} frames, "
@@ -448,9 +450,13 @@ class EvalSequence:
         """The sequence's inputs and labels at the full frame rate, one entry per frame.
 
         Returns:
-            the item keys with T = F_seq (frame order), e.g. for the HybrIK-input metrics and the GT.
+            the item keys with T = F_seq (frame order), e.g. for the HybrIK-input metrics and the GT;
+            plus ``hybrik_pose_unfitted`` (T, 72), HybrIK's own pose, when ``hybrik_pose`` is its 2D fit.
         """
-        return _to_tensors(self.split.take(self.rows))
+        arrays = self.split.take(self.rows)
+        if self.split.unfitted_hybrik_pose is not None:
+            arrays["hybrik_pose_unfitted"] = np.asarray(self.split.unfitted_hybrik_pose[self.rows], dtype=np.float32)
+        return _to_tensors(arrays)
 
 class EvalSequences:
     """The test sequences of a split, one at a time (memory does not grow with the test set).
@@ -548,6 +554,7 @@ class MeshFiles:
             split.pose2d, prior_weight=self.cfg.fit2d_prior, steps=self.cfg.fit2d_steps)
         fitted = MeshSplit(arrays, split.dataset, split.split, split.path, no_conf=split.no_conf)
         fitted.__dict__["pose2d"] = split.pose2d  # the same 2D, computed once
+        fitted.unfitted_hybrik_pose = np.asarray(split.arrays[KEY_HYBRIK_POSE])
         return fitted
 
 

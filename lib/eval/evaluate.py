@@ -180,7 +180,9 @@ def evaluate_split(model: nn.Module, body: nn.Module, cfg: TaskConfig, dataset: 
             refined_rot, refined_shape = refine_sequence(net, sequence, device, flip, max_windows_per_batch)
             labels = sequence.frame_arrays()
             n = sequence.frames
-            input_rot = axis_angle_to_matrix(labels["hybrik_pose"].reshape(n, 24, 3))
+            # "input" is HybrIK's own pose, also when the refiner is fed its 2D fit (fit2d_prior)
+            input_pose = labels.get("hybrik_pose_unfitted", labels["hybrik_pose"])
+            input_rot = axis_angle_to_matrix(input_pose.reshape(n, 24, 3))
             variants = {"input": (input_rot, labels["hybrik_shape"]), "refined": (refined_rot, refined_shape)}
             score_sequence(body, labels, variants, cfg.eval_root, device, sums, per_joint)
             frames += n

@@ -96,3 +96,19 @@ def test_acceleration_error_uses_the_14_protocol_joints(refiner) -> None:
     got = sums["input"].means()["accel_err"]
     assert got == pytest.approx(accel(list(H36M_EVAL_14)), rel=1e-9)
     assert abs(accel(list(range(17))) - got) > 1e-3 * got  # 17 joints would give another number
+
+
+def test_input_metrics_stay_hybriks_own_when_the_refiner_is_fed_its_2d_fit(refiner, data_root: Path,
+                                                                           tmp_path: Path) -> None:
+    """With ``fit2d_prior`` the network is given HybrIK's pose fitted to the 2D, but the report's "input" is
+    still HybrIK's own pose (what every ratio in the README is relative to)."""
+    import dataclasses
+    import shutil
+
+    cfg, model, body = refiner
+    root = shutil.copytree(data_root, tmp_path / "root")  # the fit caches beside the pickles
+    plain = evaluate_split(model, body, dataclasses.replace(cfg, data_root=str(root)), "pw3d", CPU, flip=False)
+    fitted = evaluate_split(model, body, dataclasses.replace(cfg, data_root=str(root), fit2d_prior=0.01, fit2d_steps=5),
+                            "pw3d", CPU, flip=False)
+    assert fitted.input == plain.input
+    assert abs(fitted.refined["mpjpe"] - plain.refined["mpjpe"]) > 1e-2  # the network did see another input
