@@ -58,7 +58,12 @@ def _values(cfg) -> dict:
 
 
 def test_demo_uses_the_transfer_recipe() -> None:
-    assert _values(load_task_config(CONFIGS / "demo.yaml")) == _TRANSFER_RECIPE
+    demo = load_task_config(CONFIGS / "demo.yaml")
+    assert _values(demo) == _TRANSFER_RECIPE
+    # the 2D fit of HybrIK's input: on in the synthetic demo, off in the real-data recipes until measured there
+    assert (demo.fit2d_prior, demo.fit2d_steps) == (0.01, 50)
+    for name in ("train_pw3d", "train_h36m", "ft_pw3d", "ft_h36m"):
+        assert load_task_config(CONFIGS / f"{name}.yaml").fit2d_prior is None
 
 
 def test_ignored_keys_give_one_notice(caplog: pytest.LogCaptureFixture) -> None:
