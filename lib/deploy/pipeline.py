@@ -227,8 +227,8 @@ def refine(refiner: Refiner, seq: HybrIKSequence, pose2d: np.ndarray, flip: bool
     With ``lookahead`` K the frames go through ``lib.deploy.stream`` one at a time, each refined when
     frame f + K has arrived (``on_push(frame, seconds)`` after each); else the offline path. When the
     refiner was trained on HybrIK's pose fitted to the 2D (``refiner.fit2d_prior``), every frame is fitted
-    first (``lib.data.hybrik_fit``, each frame alone, so the online path could fit a frame as it arrives;
-    ``body``, SMPL on the CPU, is then required).
+    first (``lib.data.hybrik_fit``; ``body``, SMPL on the CPU, is then required). The online path fits
+    the whole sequence before streaming it: its per-frame timings (``on_push``) leave the fit out.
     """
     pose_aa = seq.pose_aa  # (F, 72) rad
     if refiner.fit2d_prior is not None:
