@@ -162,7 +162,7 @@ def tune_smoothers(train_config: Path, test_configs: dict[str, Path], device, qu
     for style, config in test_configs.items():
         test_cfg, _, _ = load_model_configs(config, config.parent)
         test_body = BodyModel(test_cfg.data_root).to(device)
-        predictors = {"input": bl.input_predictor,
+        predictors = {"input": bl.input_predictor, "refiner_input": bl.refiner_input_predictor,
                       **{kind: bl.baseline_predictor(t.best, fps) for kind, t in tuned.items()}}
         split = MeshFiles(test_cfg).split(DATASET, "test")
         scores[style] = bl.score_split(predictors, test_body, test_cfg, split, device).metrics
@@ -181,8 +181,9 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
             smooth_ratios = {kind: ratios(smoothers[kind], inp) for kind in SMOOTHERS}
             fitted = result.get("smoothers_fitted", {}).get(train_style)
             if fitted is not None:  # the fit alone and the fit + each smoother, against HybrIK's own input
-                smooth_ratios.update({f"fit + {kind}": ratios(fitted["test"][test_style][kind], inp)
-                                      for kind in ("input", *SMOOTHERS)})
+                fitted_scores = fitted["test"][test_style]
+                smooth_ratios.update({f"fit + {kind}": ratios(fitted_scores[kind], inp) for kind in SMOOTHERS})
+                smooth_ratios["fit + input"] = ratios(fitted_scores["refiner_input"], inp)  # the fit alone
             best = {k: min(smooth_ratios[kind][k] for kind in SMOOTHERS) for k in METRICS}  # the bar's: no fit
             mean = dict(zip(METRICS, r.mean(axis=0).tolist()))
             worst = dict(zip(METRICS, r.max(axis=0).tolist()))

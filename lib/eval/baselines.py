@@ -400,13 +400,23 @@ Predictor = Callable[[EvalSequence, Mapping[str, Tensor]], tuple[Tensor, Tensor]
 
 
 def input_predictor(sequence: EvalSequence, labels: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
-    """HybrIK's own rotations and betas, converted exactly as ``evaluate_split`` converts them."""
+    """HybrIK's own rotations and betas, converted exactly as ``evaluate_split`` converts them (its own pose
+    also when the split feeds the refiner its 2D fit, ``fit2d_prior``: the "input" of every report)."""
+    n = sequence.frames
+    pose = labels.get("hybrik_pose_unfitted", labels["hybrik_pose"])
+    return axis_angle_to_matrix(pose.reshape(n, SMPL_NUM_JOINTS, 3)), labels["hybrik_shape"]
+
+
+def refiner_input_predictor(sequence: EvalSequence, labels: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+    """The rotations the refiner is given (HybrIK's 2D fit with ``fit2d_prior``, else HybrIK's own) and
+    HybrIK's betas: the "fit alone" baseline of a fitting config."""
     n = sequence.frames
     return axis_angle_to_matrix(labels["hybrik_pose"].reshape(n, SMPL_NUM_JOINTS, 3)), labels["hybrik_shape"]
 
 
 def baseline_predictor(baseline: Baseline, fps: float, betas: BetasMode = "mean") -> Predictor:
-    """A ``Predictor`` filtering HybrIK's rotations of the whole sequence with ``baseline``.
+    """A ``Predictor`` filtering HybrIK's rotations of the whole sequence with ``baseline`` (the rotations the
+    refiner is given: with ``fit2d_prior``, HybrIK's 2D fit, i.e. "fit + smoother").
 
     Args:
         baseline: ``SavGol`` or ``OneEuro`` parameters.

@@ -142,3 +142,22 @@ def test_inference_fits_before_the_network_as_training_did(data_root: Path) -> N
     assert np.abs(out_fit - rot).max() > 1e-2  # the fit did change the input
     with pytest.raises(ValueError, match="fitted to the 2D; pass body="):
         refine(with_fit, seq, pose2d)
+
+
+def test_baselines_read_hybriks_own_input_and_the_refiners_input_apart(own_root: Path) -> None:
+    """On a fitting config, the "input" baseline is HybrIK's own pose (as the evaluation's input) and the
+    "refiner input" one is the fit (the "fit alone" row of bench_transfer)."""
+    from lib.data.datasets import EvalSequences
+    from lib.eval.baselines import input_predictor, refiner_input_predictor
+
+    raw = MeshFiles(_cfg(own_root, fit2d_prior=None)).split("pw3d", "test")
+    fitted = MeshFiles(_cfg(own_root)).split("pw3d", "test")
+    seq = next(iter(EvalSequences(fitted, 1, 8)))
+    labels = seq.frame_arrays()
+    n = seq.frames
+    own, _ = input_predictor(seq, labels)
+    given, _ = refiner_input_predictor(seq, labels)
+    raw_pose = torch.from_numpy(np.asarray(raw.arrays[KEY_HYBRIK_POSE][seq.rows], np.float32)).reshape(n, 24, 3)
+    fit_pose = torch.from_numpy(np.asarray(fitted.arrays[KEY_HYBRIK_POSE][seq.rows])).reshape(n, 24, 3)
+    torch.testing.assert_close(own, axis_angle_to_matrix(raw_pose))
+    torch.testing.assert_close(given, axis_angle_to_matrix(fit_pose))
