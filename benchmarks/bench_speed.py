@@ -335,7 +335,8 @@ def bench_latency(config: Path, args: argparse.Namespace, out: Path) -> dict[str
                         "alternating_ms": {name: ms[i] for name, ms in int8_ms.items() if name != "sgemm"},
                         "flop_floor_ms": sum(flops[(r.n, r.t)].values()) / 1e9 / sgemm * 1e3,
                         "alternating_sgemm_gflops": refiner_profile.SGEMM_FLOP / int8_ms["sgemm"][i] / 1e6,
-                        "alternating_flop_floor_ms": sum(flops[(r.n, r.t)].values()) / refiner_profile.SGEMM_FLOP * int8_ms["sgemm"][i],
+                        "alternating_flop_floor_ms": (sum(flops[(r.n, r.t)].values()) / refiner_profile.SGEMM_FLOP
+                                                      * int8_ms["sgemm"][i]),
                         "gflop_per_part": {k: v / 1e9 for k, v in flops[(r.n, r.t)].items()}}
                        for i, r in enumerate(rows)],
             "onnxruntime_profile": profiles}

@@ -6,9 +6,9 @@ the camera frame (``Exp(d_0) R_0``) and every body joint's right-composed in its
 
     E = sum_j c_j |s (X_j, Y_j) + t - x_j|^2 / (C spread^2)  +  prior_weight * sum_j |d_j|^2
 
-with (X_j, Y_j, Z_j) the SMPL H36M-17 joints of the changed pose (the sequence's mean HybrIK betas;
-camera axes; ``BodyModel.h36m_joints_of_pose``, no mesh), x_j the detections, c_j their confidences (C their sum), (s, t) the frame's
-least-squares scale and offset given the joints (weak perspective, solved in closed form at every
+with (X_j, Y_j, Z_j) the SMPL H36M-17 joints of the changed pose (the betas given; camera axes;
+``BodyModel.h36m_joints_of_pose``, no mesh), x_j the detections, c_j their confidences (C their sum),
+(s, t) the frame's least-squares scale and offset given the joints (weak perspective, solved in closed form at every
 step, so the fit does not depend on pixels vs a normalised canvas), and ``spread`` the detections'
 confidence-weighted RMS distance to their centroid (E has no units). L-BFGS from zero increments,
 ``steps`` iterations. Depth is not in the 2D: the prior keeps each increment near HybrIK where the 2D

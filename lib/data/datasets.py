@@ -458,6 +458,7 @@ class EvalSequence:
             arrays["hybrik_pose_unfitted"] = np.asarray(self.split.unfitted_hybrik_pose[self.rows], dtype=np.float32)
         return _to_tensors(arrays)
 
+
 class EvalSequences:
     """The test sequences of a split, one at a time (memory does not grow with the test set).
 
@@ -503,7 +504,7 @@ class MeshFiles:
     ``split(dataset, name)`` loads ``cfg.data_path(cfg.dt_file_<dataset>)`` on first use and wraps
     both of its splits; later calls for either split reuse them. With ``cfg.fit2d_prior`` set, every
     split's HybrIK pose is the fit to its own 2D (``lib.data.hybrik_fit``): what training, validation
-    and the baselines' "input" see.
+    and the smoothers see; the reports' "input" stays HybrIK's own (``MeshSplit.unfitted_hybrik_pose``).
     """
 
     def __init__(self, cfg: TaskConfig) -> None:
@@ -540,7 +541,6 @@ class MeshFiles:
                                                      for s in SPLITS))
         return self._loaded[dataset][split]
 
-
     def _fitted(self, split: MeshSplit) -> MeshSplit:
         """``split`` with HybrIK's pose replaced by its fit to the split's own 2D (``lib.data.hybrik_fit``;
         the arrays copied shallowly, the pickle's own untouched)."""
@@ -550,8 +550,9 @@ class MeshFiles:
             self._body = body_model_for(self.cfg)
         arrays = dict(split.arrays)
         arrays[KEY_HYBRIK_POSE] = fitted_split_pose(
-            split.path, split.split, self._body, np.asarray(arrays[KEY_HYBRIK_POSE]), np.asarray(arrays[KEY_HYBRIK_SHAPE]),
-            split.pose2d, prior_weight=self.cfg.fit2d_prior, steps=self.cfg.fit2d_steps)
+            split.path, split.split, self._body, np.asarray(arrays[KEY_HYBRIK_POSE]),
+            np.asarray(arrays[KEY_HYBRIK_SHAPE]), split.pose2d, prior_weight=self.cfg.fit2d_prior,
+            steps=self.cfg.fit2d_steps)
         fitted = MeshSplit(arrays, split.dataset, split.split, split.path, no_conf=split.no_conf)
         fitted.__dict__["pose2d"] = split.pose2d  # the same 2D, computed once
         fitted.unfitted_hybrik_pose = np.asarray(split.arrays[KEY_HYBRIK_POSE])

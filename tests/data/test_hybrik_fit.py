@@ -53,7 +53,7 @@ def test_fit_hybrik_pose_is_fit_to_2d_in_axis_angle(data_root: Path) -> None:
     files = MeshFiles(_cfg(data_root, fit2d_prior=None))
     split = files.split("pw3d", "test")
     rows = slice(0, 12)
-    pose, betas, pose2d = (np.asarray(split.arrays[k][rows], np.float32) for k in ("pred_smpl_pose", "pred_smpl_shape", "joint_2d"))
+    pose, betas = (np.asarray(split.arrays[k][rows], np.float32) for k in ("pred_smpl_pose", "pred_smpl_shape"))
     pose2d = split.pose2d[rows]
     body = BodyModel(data_root)
     got = fit_hybrik_pose(body, pose, betas, pose2d, prior_weight=PRIOR, steps=STEPS)
@@ -130,7 +130,8 @@ def test_inference_fits_before_the_network_as_training_did(data_root: Path) -> N
 
     body = BodyModel(data_root)
     pose2d = split.pose2d[:n]
-    plain = Refiner(window_fn=echo, clip_len=8, sample_stride=1, maxlen=16, in_channels=3, flip=False, description="echo")
+    plain = Refiner(window_fn=echo, clip_len=8, sample_stride=1, maxlen=16, in_channels=3, flip=False,
+                    description="echo")
     with_fit = Refiner(window_fn=echo, clip_len=8, sample_stride=1, maxlen=16, in_channels=3, flip=False,
                        description="echo", fit2d_prior=PRIOR, fit2d_steps=STEPS)
     out_plain, _ = refine(plain, seq, pose2d)
