@@ -1,4 +1,4 @@
-"""A copy of a data_root whose HybrIK poses are replaced by their per-frame 2D fit (``lib.eval.fit2d``).
+"""A copy of a data_root whose HybrIK poses are replaced by their per-frame 2D fit (``lib.body.fit2d``).
 
     python -m benchmarks.fit2d_data_root SRC DST --prior-weight 0.01 [--config configs/mesh/demo.yaml]
     python -m benchmarks.fit2d_data_root SRC DST --prior-weight 0.01 --only pw3d:test   # one split
@@ -7,7 +7,9 @@ Every split of the three mesh pickles named by ``--config`` (``dt_file_*``) gets
 (F, 72 axis-angle) = HybrIK's pose fitted to the split's own 2D (the normalised H36M-17 keypoints the
 dataset feeds the refiner, so COCO's are converted first) with HybrIK's per-frame betas; everything else
 is copied as it is. The issue-14 experiment "fit, then refine" trains and scores the demo recipe on such
-copies (``docs/differences.md``). ~0.06 s per frame on 2 cores (50 L-BFGS iterations).
+copies (``docs/differences.md``); the task config's ``fit2d_prior`` now does the same inside the pipeline
+(``lib.data.hybrik_fit``, whose ``fit_hybrik_pose`` this calls). ~3 ms per frame on 2 cores (50 L-BFGS
+iterations).
 """
 
 from __future__ import annotations
@@ -20,20 +22,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from benchmarks import common
 
 log = logging.getLogger("benchmarks.fit2d_data_root")
 
-CHUNK = 512  # frames fitted at once
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("src", type=Path, help="the data_root to copy")
     parser.add_argument("dst", type=Path, help="the new data_root (created; files in it are replaced)")
-    parser.add_argument("--prior-weight", type=float, required=True, help="lib.eval.fit2d prior weight")
+    parser.add_argument("--prior-weight", type=float, required=True, help="lib.body.fit2d prior weight")
     parser.add_argument("--config", type=Path, default=common.DEMO_CONFIG, help="task YAML naming the pickles")
     parser.add_argument("--only", nargs="*", default=None, metavar="DATASET:SPLIT",
                         help="fit only these splits (e.g. pw3d:test); the others are copied unchanged")
@@ -42,15 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> dict[str, float]:
+    from lib.atomic_write import atomic_open
+    from lib.body.fit2d import DEFAULT_STEPS
     from lib.body.smpl import BodyModel
     from lib.config.task import load_task_config
     from lib.data.datasets import MeshFiles
-    from lib.body.fit2d import fit_to_2d
-    from lib.geometry.rotation import axis_angle_to_matrix, matrix_to_axis_angle
+    from lib.data.hybrik_fit import fit_hybrik_pose
 
     common.setup(args.threads)
     shutil.copytree(args.src, args.dst, dirs_exist_ok=True)
-    config = common.write_config(args.dst / "fit2d_source.yaml", base=args.config, data_root=str(args.src))
+    config = common.write_config(args.dst / "fit2d_source.yaml", base=args.config, data_root=str(args.src),
+                                 fit2d_prior=None)  # read the source as it is (no fit, no cache beside it)
     cfg = load_task_config(config)
     files = MeshFiles(cfg)
     body = BodyModel(args.src)
@@ -63,22 +63,15 @@ def run(args: argparse.Namespace) -> dict[str, float]:
                 continue
             start = time.perf_counter()
             pose2d = files.split(dataset, split_name).pose2d  # (F, 17, 3), the refiner's normalised 2D
-            pose = np.asarray(arrays["pred_smpl_pose"], dtype=np.float64)  # (F, 72)
-            betas = torch.as_tensor(np.asarray(arrays["pred_smpl_shape"]), dtype=torch.float32)
-            fitted = pose.copy()
-            for lo in range(0, len(pose), CHUNK):
-                hi = min(lo + CHUNK, len(pose))
-                rot = axis_angle_to_matrix(torch.as_tensor(pose[lo:hi]).reshape(hi - lo, 24, 3)).float()
-                out = fit_to_2d(body, rot, betas[lo:hi], torch.as_tensor(pose2d[lo:hi]).float(),
-                                prior_weight=args.prior_weight)
-                fitted[lo:hi] = matrix_to_axis_angle(out.double()).reshape(hi - lo, 72).numpy()
-            arrays["pred_smpl_pose"] = fitted.astype(np.asarray(arrays["pred_smpl_pose"]).dtype)
+            pose = np.asarray(arrays["pred_smpl_pose"])  # (F, 72)
+            fitted = fit_hybrik_pose(body, pose, np.asarray(arrays["pred_smpl_shape"]), pose2d,
+                                     prior_weight=args.prior_weight, steps=DEFAULT_STEPS)
+            arrays["pred_smpl_pose"] = fitted.astype(pose.dtype)
             seconds[f"{dataset}:{split_name}"] = time.perf_counter() - start
-            log.info("%s %s: %d frames fitted in %.0fs", dataset, split_name, len(pose), seconds[f"{dataset}:{split_name}"])
-        tmp = args.dst / f"{name}.tmp"
-        with open(tmp, "wb") as handle:
+            log.info("%s %s: %d frames fitted in %.0fs", dataset, split_name, len(pose),
+                     seconds[f"{dataset}:{split_name}"])
+        with atomic_open(args.dst / name, "wb") as handle:
             pickle.dump(raw, handle)
-        tmp.replace(args.dst / name)
     return seconds
 
 

@@ -55,7 +55,7 @@ from tqdm import tqdm
 from lib.body.joint_names import H36M_NUM_JOINTS, SMPL_NUM_BETAS, SMPL_NUM_JOINTS
 from lib.config.task import TaskConfig
 from lib.data.datasets import EvalSequence, EvalSequences, MeshSplit
-from lib.eval.evaluate import protocol, score_sequence
+from lib.eval.evaluate import hybrik_input_rotations, protocol, score_sequence
 from lib.eval.metrics import METRIC_KEYS, MetricSums
 from lib.geometry.rotation import axis_angle_to_matrix, project_to_so3, project_to_so3_numpy
 
@@ -402,9 +402,7 @@ Predictor = Callable[[EvalSequence, Mapping[str, Tensor]], tuple[Tensor, Tensor]
 def input_predictor(sequence: EvalSequence, labels: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
     """HybrIK's own rotations and betas, converted exactly as ``evaluate_split`` converts them (its own pose
     also when the split feeds the refiner its 2D fit, ``fit2d_prior``: the "input" of every report)."""
-    n = sequence.frames
-    pose = labels.get("hybrik_pose_unfitted", labels["hybrik_pose"])
-    return axis_angle_to_matrix(pose.reshape(n, SMPL_NUM_JOINTS, 3)), labels["hybrik_shape"]
+    return hybrik_input_rotations(labels, sequence.frames), labels["hybrik_shape"]
 
 
 def refiner_input_predictor(sequence: EvalSequence, labels: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:

@@ -20,11 +20,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 from tqdm import tqdm
 
 from lib.body.joint_names import H36M_EVAL_14, H36M_JOINT_NAMES
@@ -142,6 +143,13 @@ def protocol(cfg: TaskConfig, flip: bool, overlap: int) -> dict[str, Any]:
 
 
 @torch.no_grad()
+def hybrik_input_rotations(labels: Mapping[str, Tensor], frames: int) -> Tensor:
+    """(F, 24, 3, 3) HybrIK's own rotations from a sequence's ``frame_arrays()``: the "input" of every report,
+    also when the refiner is fed HybrIK's 2D fit (``fit2d_prior``: then ``hybrik_pose_unfitted``)."""
+    pose = labels.get("hybrik_pose_unfitted", labels["hybrik_pose"])
+    return axis_angle_to_matrix(pose.reshape(frames, 24, 3))
+
+
 def evaluate_split(model: nn.Module, body: nn.Module, cfg: TaskConfig, dataset: str, device: torch.device, *,
                    split: MeshSplit | None = None, flip: bool | None = None, overlap: int | None = None,
                    max_windows_per_batch: int = 64, dist_info: DistInfo = DistInfo()) -> EvalReport:
@@ -180,9 +188,7 @@ def evaluate_split(model: nn.Module, body: nn.Module, cfg: TaskConfig, dataset: 
             refined_rot, refined_shape = refine_sequence(net, sequence, device, flip, max_windows_per_batch)
             labels = sequence.frame_arrays()
             n = sequence.frames
-            # "input" is HybrIK's own pose, also when the refiner is fed its 2D fit (fit2d_prior)
-            input_pose = labels.get("hybrik_pose_unfitted", labels["hybrik_pose"])
-            input_rot = axis_angle_to_matrix(input_pose.reshape(n, 24, 3))
+            input_rot = hybrik_input_rotations(labels, n)
             variants = {"input": (input_rot, labels["hybrik_shape"]), "refined": (refined_rot, refined_shape)}
             score_sequence(body, labels, variants, cfg.eval_root, device, sums, per_joint)
             frames += n

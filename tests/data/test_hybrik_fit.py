@@ -15,7 +15,7 @@ from lib.body.fit2d import fit_to_2d, weak_perspective_error
 from lib.body.smpl import BodyModel
 from lib.data import hybrik_fit
 from lib.data.datasets import KEY_HYBRIK_POSE, MeshFiles
-from lib.data.hybrik_fit import cache_path, fit_hybrik_pose
+from lib.data.hybrik_fit import CACHE_SUFFIX, cache_path, fit_hybrik_pose
 from lib.geometry.rotation import axis_angle_to_matrix
 
 PRIOR, STEPS = 0.01, 10
@@ -33,10 +33,11 @@ def _cfg(data_root: Path, **changes):
 
 @pytest.fixture()
 def own_root(data_root: Path, tmp_path: Path) -> Path:
-    """A private copy of the session's data_root (the fit writes its cache beside the pickles)."""
+    """A private copy of the session's data_root (the fit writes its cache beside the pickles), without the
+    caches other tests' fitting configs may have left in the shared one."""
     import shutil
 
-    return Path(shutil.copytree(data_root, tmp_path / "root"))
+    return Path(shutil.copytree(data_root, tmp_path / "root", ignore=shutil.ignore_patterns("*" + CACHE_SUFFIX)))
 
 
 def _reprojection_error(body: BodyModel, pose_aa: np.ndarray, betas: np.ndarray, pose2d: np.ndarray) -> float:

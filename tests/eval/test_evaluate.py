@@ -106,7 +106,7 @@ def test_input_metrics_stay_hybriks_own_when_the_refiner_is_fed_its_2d_fit(refin
     import shutil
 
     cfg, model, body = refiner
-    root = shutil.copytree(data_root, tmp_path / "root")  # the fit caches beside the pickles
+    root = shutil.copytree(data_root, tmp_path / "root", ignore=shutil.ignore_patterns("*.fit2d"))  # fit caches here
     plain = evaluate_split(model, body, dataclasses.replace(cfg, data_root=str(root)), "pw3d", CPU, flip=False)
     fitted = evaluate_split(model, body, dataclasses.replace(cfg, data_root=str(root), fit2d_prior=0.01, fit2d_steps=5),
                             "pw3d", CPU, flip=False)
