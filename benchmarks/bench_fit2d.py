@@ -4,8 +4,8 @@
     python -m benchmarks.bench_fit2d --quick    # a check that it runs: tiny data, few iterations
 
 For each synthetic style S (``python -m lib.data.synthetic --style a|b``), ``lib.eval.fit2d``'s per-frame
-fit is tuned on S's 3DPW **training** split (the prior weight, by MPJPE, on the first sequences up to
-``--tune-frames`` frames) and scored on the 3DPW test split of every style: refined / input ratios of
+fit is tuned on S's 3DPW **training** split (the prior weight and the robust scale, squared error or
+Geman-McClure's, by MPJPE; ``--tune-frames`` to use only the first sequences) and scored on the 3DPW test split of every style: refined / input ratios of
 MPJPE, PA-MPJPE and acceleration error, the issue-14 bar's metrics. Then an **oracle** on each test
 split: the same fit to noise-free 2D, the ground truth's H36M joints projected with each frame's
 weak-perspective camera (scale and offset fitted to the frame's detections), all confidences 1. The
@@ -30,7 +30,8 @@ log = logging.getLogger("benchmarks.fit2d")
 
 DATASET = "pw3d"
 STYLES = ("a", "b")
-PRIOR_WEIGHTS = (0.001, 0.01, 0.1)
+PRIOR_WEIGHTS = (0.001, 0.01, 0.03, 0.1)
+ROBUST_SCALES = (None, 0.1, 0.2)  # fit_to_2d's ``robust``: None = squared 2D error
 ORACLE_PRIOR_WEIGHT = 0.001
 METRICS = ("mpjpe", "pa_mpjpe", "accel_err")
 
@@ -43,15 +44,21 @@ def build_parser() -> argparse.ArgumentParser:
         threads_help="torch intra-op threads (default 2)")
     parser.add_argument("--styles", nargs="+", choices=STYLES, default=list(STYLES))
     parser.add_argument("--prior-weights", nargs="+", type=float, default=list(PRIOR_WEIGHTS))
+    parser.add_argument("--robust", nargs="+", type=lambda v: None if v.lower() == "none" else float(v),
+                        default=list(ROBUST_SCALES), help="Geman-McClure scales in body spreads ('none': squared error)")
     parser.add_argument("--steps", type=int, default=None, help="L-BFGS iterations (default 50; quick 5)")
-    parser.add_argument("--tune-frames", type=int, default=600, help="training frames the prior weight is tuned on")
+    parser.add_argument("--tune-frames", type=int, default=0,
+                        help="tune on the train split's first sequences up to this many frames (default 0: all)")
     parser.add_argument("--data-seed", type=int, default=0)
     return parser
 
 
 def first_sequences(split, frames: int):
-    """The split's first sequences, whole, until at least ``frames`` frames."""
+    """The split's first sequences, whole, until at least ``frames`` frames (0: the whole split)."""
     from benchmarks.bench_speed import split_rows
+
+    if frames <= 0:
+        return split
 
     rows: list[int] = []
     for start, end in split.spans:
@@ -95,7 +102,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out = common.results_dir(args.out, args.quick)
     preset = "tiny" if args.quick else "demo"
     steps = args.steps or (5 if args.quick else DEFAULT_STEPS)
-    weights = args.prior_weights[:1] if args.quick else args.prior_weights
+    grid = [(w, r) for w in (args.prior_weights[:1] if args.quick else args.prior_weights)
+            for r in (list(dict.fromkeys([args.robust[0], args.robust[-1]])) if args.quick else args.robust)]
+    # (prior weight, robust scale); quick: the first weight with the first and last scale
     device = torch.device("cpu")
     setups = {}
     for style in args.styles:
@@ -106,18 +115,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         cfg = load_task_config(config)
         files = MeshFiles(cfg)
         setups[style] = (cfg, BodyModel(cfg.data_root), files.split(DATASET, "train"), files.split(DATASET, "test"))
-    result: dict[str, Any] = {"benchmark": "fit2d", "quick": args.quick, "steps": steps, "prior_weights": weights,
-                              "tuned": {}, "test": {}, "oracle": {}}
+    result: dict[str, Any] = {"benchmark": "fit2d", "quick": args.quick, "steps": steps,
+                              "grid": [list(g) for g in grid], "tuned": {}, "test": {}, "oracle": {}}
+    label = lambda w, r: f"prior {w:g}, robust {r}"  # noqa: E731
     for style, (cfg, body, train, _) in setups.items():
         subset = first_sequences(train, args.tune_frames)
-        scores = bl.score_split({f"{w:g}": fit2d_predictor(body, w, steps) for w in weights}, body, cfg, subset, device)
-        best = min(weights, key=lambda w: scores.metrics[f"{w:g}"]["mpjpe"])
-        result["tuned"][style] = {"prior_weight": best, "frames": subset.frames, "seconds": scores.seconds,
-                                  "mpjpe_by_weight": {k: v["mpjpe"] for k, v in scores.metrics.items()}}
-        log.info("style %s: prior weight %g (train MPJPE by weight %s)", style, best,
-                 result["tuned"][style]["mpjpe_by_weight"])
+        scores = bl.score_split({label(w, r): fit2d_predictor(body, w, steps, robust=r) for w, r in grid},
+                                body, cfg, subset, device)
+        best_w, best_r = min(grid, key=lambda g: scores.metrics[label(*g)]["mpjpe"])
+        result["tuned"][style] = {"prior_weight": best_w, "robust": best_r, "frames": subset.frames,
+                                  "seconds": scores.seconds,
+                                  "mpjpe_by_setting": {k: v["mpjpe"] for k, v in scores.metrics.items()}}
+        log.info("style %s: %s (train MPJPE by setting %s)", style, label(best_w, best_r),
+                 result["tuned"][style]["mpjpe_by_setting"])
         for test, (test_cfg, test_body, _, test_split) in setups.items():
-            metrics = bl.score_split({"input": bl.input_predictor, "fit2d": fit2d_predictor(test_body, best, steps)},
+            metrics = bl.score_split({"input": bl.input_predictor,
+                                      "fit2d": fit2d_predictor(test_body, best_w, steps, robust=best_r)},
                                      test_body, test_cfg, test_split, device).metrics
             result["test"][f"{style}->{test}"] = metrics
             log.info("%s -> %s: %s", style, test, {k: round(v["mpjpe"], 1) for k, v in metrics.items()})
@@ -134,17 +147,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def tables(result: dict[str, Any]) -> tuple[str, str]:
     """(plain text, markdown) of the ratios to HybrIK's input."""
-    header = ["train -> test", "prior weight", "input MPJPE mm", *(f"{m} ratio" for m in METRICS)]
+    header = ["train -> test", "prior weight", "robust scale", "input MPJPE mm", *(f"{m} ratio" for m in METRICS)]
     rows = []
     for pair, metrics in result["test"].items():
-        train = pair.split("->")[0]
-        rows.append([pair, f"{result['tuned'][train]['prior_weight']:g}", f"{metrics['input']['mpjpe']:.1f}",
+        tuned = result["tuned"][pair.split("->")[0]]
+        rows.append([pair, f"{tuned['prior_weight']:g}", "squared" if tuned["robust"] is None else f"{tuned['robust']:g}",
+                     f"{metrics['input']['mpjpe']:.1f}",
                      *(f"{metrics['fit2d'][m] / metrics['input'][m]:.2f}" for m in METRICS)])
     for test, metrics in result["oracle"].items():
-        rows.append([f"oracle (noise-free 2D) on {test}", f"{ORACLE_PRIOR_WEIGHT:g}", f"{metrics['input']['mpjpe']:.1f}",
+        rows.append([f"oracle (noise-free 2D) on {test}", f"{ORACLE_PRIOR_WEIGHT:g}", "squared",
+                     f"{metrics['input']['mpjpe']:.1f}",
                      *(f"{metrics['oracle'][m] / metrics['input'][m]:.2f}" for m in METRICS)])
     title = (f"Per-frame fit of HybrIK's pose to the 2D (lib/eval/fit2d.py, {result['steps']} L-BFGS iterations, "
-             "prior weight tuned on the training style's train split; refined / input ratios on the 3DPW test split)")
+             "prior weight and robust scale tuned on the training style's train split; refined / input ratios on the "
+             "3DPW test split)")
     text = "\n".join([title, common.text_table(header, rows), "", f"machine: {common.machine_line(result['machine'])}"])
     md = "\n".join([f"**{title}**", "", common.markdown_table(header, rows), "",
                     f"machine: {common.machine_line(result['machine'])}.", ""])

@@ -4,13 +4,16 @@ Per frame, HybrIK's rotations change by small increments, the global orientation
 the camera frame (``Exp(d_0) R_0``) and every body joint's right-composed in its parent's frame
 (``R_j Exp(d_j)``), chosen to minimise::
 
-    E = sum_j c_j |s (X_j, Y_j) + t - x_j|^2 / (C spread^2)  +  prior_weight * sum_j |d_j|^2
+    E = sum_j c_j rho(|s (X_j, Y_j) + t - x_j|^2 / spread^2) / C  +  prior_weight * sum_j |d_j|^2
 
 with (X_j, Y_j, Z_j) the SMPL H36M-17 joints of the changed pose (the betas given; camera axes;
 ``BodyModel.h36m_joints_of_pose``, no mesh), x_j the detections, c_j their confidences (C their sum),
 (s, t) the frame's least-squares scale and offset given the joints (weak perspective, solved in closed form at every
 step, so the fit does not depend on pixels vs a normalised canvas), and ``spread`` the detections'
-confidence-weighted RMS distance to their centroid (E has no units). L-BFGS from zero increments,
+confidence-weighted RMS distance to their centroid (E has no units), and rho the squared error itself
+(``robust`` None) or Geman-McClure's ``rho(e) = r^2 e / (r^2 + e)`` with ``r = robust`` (SMPLify's robust 2D term):
+a detection farther than ~r spreads from the body pulls no harder than one at r, so an outlier burst, a
+left/right swap or a heavy-tailed detector moves the pose far less. L-BFGS from zero increments,
 ``steps`` iterations. Depth is not in the 2D: the prior keeps each increment near HybrIK where the 2D
 cannot tell (a bone turned towards or away from the camera projects alike). A frame with fewer than
 ``MIN_DETECTED`` detected joints keeps HybrIK's pose.
@@ -56,21 +59,35 @@ def weak_perspective_projection(xy: Tensor, keypoints: Tensor, weight: Tensor) -
     return scale[:, None, None] * xy_c + kp_mean
 
 
-def weak_perspective_error(xy: Tensor, keypoints: Tensor, weight: Tensor) -> Tensor:
-    """Per-frame normalised squared 2D error after the best scale and offset.
+def geman_mcclure(squared: Tensor, scale: float) -> Tensor:
+    """Geman-McClure's robust penalty of squared errors: ``scale^2 e / (scale^2 + e)`` (same shape).
+
+    ~e for e << scale^2 (the squared error), bounded by scale^2 far away (an outlier's pull fades).
+    """
+    scale_sq = scale * scale
+    return scale_sq * squared / (scale_sq + squared)
+
+
+def weak_perspective_error(xy: Tensor, keypoints: Tensor, weight: Tensor, robust: float | None = None) -> Tensor:
+    """Per-frame normalised 2D error after the best scale and offset.
 
     Args:
         xy, keypoints, weight: as ``weak_perspective_projection``.
+        robust: None (squared error) or the Geman-McClure scale, in spreads (``geman_mcclure``).
     Returns:
-        (F,) ``sum_j w_j |s xy_j + t - k_j|^2 / (sum_j w_j spread^2)``, with ``spread`` the detections'
-        weighted RMS distance to their weighted centroid; 0 where the weights sum to 0.
+        (F,) ``sum_j w_j rho(|s xy_j + t - k_j|^2 / spread^2) / sum_j w_j``, with ``spread`` the detections'
+        weighted RMS distance to their weighted centroid and rho the identity or ``geman_mcclure``; 0 where
+        the weights sum to 0.
     """
     total = weight.sum(dim=-1).clamp_min(_EPS)  # (F,)
     w = weight.unsqueeze(-1)  # (F, J, 1)
     kp_c = keypoints - (w * keypoints).sum(dim=-2, keepdim=True) / total[:, None, None]
     residual = weak_perspective_projection(xy, keypoints, weight) - keypoints  # (F, J, 2)
     spread_sq = (w * kp_c.square()).sum(dim=(-2, -1)) / total  # (F,)
-    return (w * residual.square()).sum(dim=(-2, -1)) / total / spread_sq.clamp_min(_EPS)
+    squared = residual.square().sum(dim=-1) / spread_sq.clamp_min(_EPS)[:, None]  # (F, J) in spreads^2
+    if robust is not None:
+        squared = geman_mcclure(squared, robust)
+    return (weight * squared).sum(dim=-1) / total
 
 
 def compose_increments(rot: Tensor, increments: Tensor) -> Tensor:
@@ -87,7 +104,7 @@ def compose_increments(rot: Tensor, increments: Tensor) -> Tensor:
 
 
 def fit_to_2d(body: nn.Module, rot: Tensor, betas: Tensor, pose2d: Tensor, *, prior_weight: float,
-              steps: int = DEFAULT_STEPS) -> Tensor:
+              steps: int = DEFAULT_STEPS, robust: float | None = None) -> Tensor:
     """Fit every frame's rotations to its 2D keypoints (module docstring).
 
     Args:
@@ -96,11 +113,14 @@ def fit_to_2d(body: nn.Module, rot: Tensor, betas: Tensor, pose2d: Tensor, *, pr
         pose2d: (F, 17, 3) H36M-17 detections (x, y, confidence), pixels or normalised.
         prior_weight: weight of ``sum_j |d_j|^2`` (rad^2) against the normalised 2D error.
         steps: L-BFGS iterations (each one or more passes of SMPL's joints over all frames).
+        robust: None (squared 2D error) or the Geman-McClure scale in spreads (``weak_perspective_error``).
     Returns:
         (F, 24, 3, 3) fitted rotations (HybrIK's where fewer than ``MIN_DETECTED`` joints are detected).
     """
     if prior_weight < 0 or steps < 0:
         raise ValueError(f"prior_weight and steps must be >= 0, got {prior_weight} and {steps}")
+    if robust is not None and not robust > 0:
+        raise ValueError(f"robust must be None or a scale > 0, got {robust}")
     rot, betas = rot.float(), betas.float()
     keypoints, weight = pose2d[..., :2].float(), pose2d[..., 2].float().clamp_min(0.0)  # (F, 17, 2), (F, 17)
     fitted = (weight > 0).sum(dim=-1) >= MIN_DETECTED  # (F,)
@@ -114,7 +134,7 @@ def fit_to_2d(body: nn.Module, rot: Tensor, betas: Tensor, pose2d: Tensor, *, pr
     def closure() -> Tensor:
         optimizer.zero_grad()
         joints = body.h36m_joints_of_pose(compose_increments(rot, increments), betas)  # (F, 17, 3) m, no mesh
-        error = weak_perspective_error(joints[..., :2], keypoints, weight)  # (F,)
+        error = weak_perspective_error(joints[..., :2], keypoints, weight, robust)  # (F,)
         loss = ((error + prior_weight * increments.square().sum(dim=(-2, -1))) * fitted).sum()
         loss.backward()
         return loss

@@ -50,6 +50,7 @@ class TaskConfig:
     limb_deg: float = 0.0              # training: video clips' body joints (GT and HybrIK) turned by up to limb_deg, 2D re-projected
     fit2d_prior: float | None = None   # input: HybrIK's pose fitted per frame to its 2D with this prior weight first (None: off)
     fit2d_steps: int = 50              # input: L-BFGS iterations of that fit
+    fit2d_robust: float | None = None  # input: that fit's Geman-McClure 2D scale in body spreads (None: squared error)
     no_conf: bool = False              # drop the 2D confidence channel from the input
     eval_root: Literal["pelvis", "mid_hip"] = "pelvis"   # root of the evaluation protocol
     # --- schedule -----------------------------------------------------------------------------
@@ -218,6 +219,9 @@ def _check_values(cfg: TaskConfig) -> None:
     if cfg.fit2d_prior is not None and not 0.0 < cfg.fit2d_prior <= 1e3:
         raise ConfigError(f"{src}: key 'fit2d_prior' = {cfg.fit2d_prior}; expected a prior weight in (0, 1000] "
                           "(e.g. 0.01) or null to feed HybrIK's pose unfitted")
+    if cfg.fit2d_robust is not None and not 0.0 < cfg.fit2d_robust <= 10.0:
+        raise ConfigError(f"{src}: key 'fit2d_robust' = {cfg.fit2d_robust}; expected a Geman-McClure scale in "
+                          "(0, 10] body spreads, or null for the squared 2D error")
     if not 1 <= cfg.fit2d_steps <= 1000:
         raise ConfigError(f"{src}: key 'fit2d_steps' = {cfg.fit2d_steps}; expected L-BFGS iterations in 1..1000")
     if not 1 <= cfg.speed_max <= 8:

@@ -552,7 +552,7 @@ class MeshFiles:
         arrays[KEY_HYBRIK_POSE] = fitted_split_pose(
             split.path, split.split, self._body, np.asarray(arrays[KEY_HYBRIK_POSE]),
             np.asarray(arrays[KEY_HYBRIK_SHAPE]), split.pose2d, prior_weight=self.cfg.fit2d_prior,
-            steps=self.cfg.fit2d_steps)
+            steps=self.cfg.fit2d_steps, robust=self.cfg.fit2d_robust)
         fitted = MeshSplit(arrays, split.dataset, split.split, split.path, no_conf=split.no_conf)
         fitted.__dict__["pose2d"] = split.pose2d  # the same 2D, computed once
         fitted.unfitted_hybrik_pose = np.asarray(split.arrays[KEY_HYBRIK_POSE])

@@ -38,7 +38,7 @@ CACHE_SUFFIX = ".fit2d"
 
 
 def fit_hybrik_pose(body: nn.Module, pose_aa: np.ndarray, betas: np.ndarray, pose2d: np.ndarray, *,
-                    prior_weight: float, steps: int) -> np.ndarray:
+                    prior_weight: float, steps: int, robust: float | None = None) -> np.ndarray:
     """HybrIK's axis-angle pose of every frame fitted to the frame's 2D.
 
     Args:
@@ -47,7 +47,7 @@ def fit_hybrik_pose(body: nn.Module, pose_aa: np.ndarray, betas: np.ndarray, pos
         betas: (F, 10) HybrIK's betas (each frame's own).
         pose2d: (F, 17, C) H36M-17 2D (pixels or normalised: the fit does not depend on the unit); C = 3
             (x, y, confidence) or 2 (no confidence: every joint weighted 1).
-        prior_weight, steps: ``fit_to_2d``'s.
+        prior_weight, steps, robust: ``fit_to_2d``'s.
     Returns:
         (F, 72) float32 rad, the fitted pose (HybrIK's where a frame has fewer than 4 detected joints).
     """
@@ -61,25 +61,30 @@ def fit_hybrik_pose(body: nn.Module, pose_aa: np.ndarray, betas: np.ndarray, pos
     for lo in range(0, frames, CHUNK):
         hi = min(lo + CHUNK, frames)
         fitted = fit_to_2d(body, axis_angle_to_matrix(pose[lo:hi]), shape[lo:hi], keypoints[lo:hi],
-                           prior_weight=prior_weight, steps=steps)  # (n, 24, 3, 3)
+                           prior_weight=prior_weight, steps=steps, robust=robust)  # (n, 24, 3, 3)
         out[lo:hi] = matrix_to_axis_angle(fitted).reshape(hi - lo, 72).numpy()
     return out
 
 
-def cache_path(pickle_path: str | Path, split: str, prior_weight: float, steps: int) -> Path:
-    """Where the fit of ``split`` of ``pickle_path`` is cached (a new name whenever the pickle changes)."""
+def cache_path(pickle_path: str | Path, split: str, prior_weight: float, steps: int,
+               robust: float | None = None) -> Path:
+    """Where the fit of ``split`` of ``pickle_path`` is cached (a new name whenever the pickle or a setting
+    of the fit changes)."""
     path = Path(pickle_path)
     stat = path.stat()
-    key = hashlib.sha1(repr((stat.st_size, stat.st_mtime_ns, float(prior_weight), int(steps), CACHE_VERSION))
-                       .encode()).hexdigest()[:16]
+    settings = (stat.st_size, stat.st_mtime_ns, float(prior_weight), int(steps), CACHE_VERSION)
+    if robust is not None:  # squared-error fits keep the names they had before the robust option
+        settings += (float(robust),)
+    key = hashlib.sha1(repr(settings).encode()).hexdigest()[:16]
     return path.with_name(path.name + CACHE_SUFFIX) / f"{split}-{key}.npy"
 
 
 def fitted_split_pose(pickle_path: str | Path, split: str, body: nn.Module, pose_aa: np.ndarray, betas: np.ndarray,
-                      pose2d: np.ndarray, *, prior_weight: float, steps: int) -> np.ndarray:
+                      pose2d: np.ndarray, *, prior_weight: float, steps: int,
+                      robust: float | None = None) -> np.ndarray:
     """``fit_hybrik_pose`` of one split of a pickle, read from its cache file when there is one (module
     docstring), else computed and cached."""
-    cached = cache_path(pickle_path, split, prior_weight, steps)
+    cached = cache_path(pickle_path, split, prior_weight, steps, robust)
     if cached.is_file():
         pose = np.load(cached)
         if pose.shape == (len(pose_aa), 72):
@@ -87,9 +92,9 @@ def fitted_split_pose(pickle_path: str | Path, split: str, body: nn.Module, pose
             return pose
         log.warning("%s: holds %s, expected (%d, 72); fitting again", cached, pose.shape, len(pose_aa))
     start = time.perf_counter()
-    pose = fit_hybrik_pose(body, pose_aa, betas, pose2d, prior_weight=prior_weight, steps=steps)
-    log.info("%s %s: HybrIK's pose of %d frames fitted to the 2D (prior %g, %d iterations) in %.0f s",
-             pickle_path, split, len(pose), prior_weight, steps, time.perf_counter() - start)
+    pose = fit_hybrik_pose(body, pose_aa, betas, pose2d, prior_weight=prior_weight, steps=steps, robust=robust)
+    log.info("%s %s: HybrIK's pose of %d frames fitted to the 2D (prior %g, %d iterations, robust %s) in %.0f s",
+             pickle_path, split, len(pose), prior_weight, steps, robust, time.perf_counter() - start)
     try:
         cached.parent.mkdir(exist_ok=True)
         with atomic_open(cached, "wb") as handle:

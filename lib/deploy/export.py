@@ -95,10 +95,10 @@ class VerifyReport:
 def export_metadata(*, clip_len: int, sample_stride: int, maxlen: int, flip: bool, in_channels: int,
                     signature: Mapping[str, Any], checkpoint: str | Path | None = None,
                     epoch: int | None = None, fit2d_prior: float | None = None,
-                    fit2d_steps: int = 50) -> dict[str, str]:
+                    fit2d_steps: int = 50, fit2d_robust: float | None = None) -> dict[str, str]:
     """``metadata_props`` of an exported refiner (all values strings; structured ones as JSON).
 
-    ``fit2d_prior``/``fit2d_steps``: the task config's 2D fit of HybrIK's input, which the graph does not
+    ``fit2d_prior``/``fit2d_steps``/``fit2d_robust``: the task config's 2D fit of HybrIK's input, which the graph does not
     contain (``lib.deploy.pipeline.refine`` runs it before the graph when the metadata names one).
     """
     return {
@@ -113,8 +113,9 @@ def export_metadata(*, clip_len: int, sample_stride: int, maxlen: int, flip: boo
         meta.METADATA_NORMALISATION: NORMALISATION,
         meta.METADATA_SOURCE: "" if checkpoint is None else str(checkpoint),
         meta.METADATA_EPOCH: "" if epoch is None else str(int(epoch)),
-        meta.METADATA_FIT2D: "" if fit2d_prior is None else json.dumps({"prior_weight": float(fit2d_prior),
-                                                                        "steps": int(fit2d_steps)}),
+        meta.METADATA_FIT2D: "" if fit2d_prior is None else json.dumps(
+            {"prior_weight": float(fit2d_prior), "steps": int(fit2d_steps),
+             "robust": None if fit2d_robust is None else float(fit2d_robust)}),
     }
 
 
@@ -337,7 +338,7 @@ def export_checkpoint(model: MeshRefiner, ckpt: Mapping[str, Any], task_cfg: Tas
                                maxlen=task_cfg.maxlen, flip=task_cfg.flip, in_channels=model.in_channels,
                                signature=model_signature(task_cfg, hyper_cfg, options), checkpoint=checkpoint,
                                epoch=ckpt.get("epoch"), fit2d_prior=task_cfg.fit2d_prior,
-                               fit2d_steps=task_cfg.fit2d_steps)
+                               fit2d_steps=task_cfg.fit2d_steps, fit2d_robust=task_cfg.fit2d_robust)
     info = export_onnx(model, output, metadata, clip_len=task_cfg.clip_len, opset=opset)
     report = verify_onnx(model, info.path, check_shapes(task_cfg.clip_len, task_cfg.maxlen),
                          threads=threads) if verify else None

@@ -387,7 +387,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "flip": refiner.flip if args.flip is None else args.flip,
                 "keypoints_2d": str(args.keypoints2d) if args.keypoints2d else "projected HybrIK joints",
                 "hybrik": str(args.hybrik or args.hybrik_onnx or args.hybrik_checkpoint),
-                "on_invalid": args.on_invalid, "fit2d_prior": refiner.fit2d_prior}
+                "on_invalid": args.on_invalid, "fit2d_prior": refiner.fit2d_prior,
+                "fit2d_robust": refiner.fit2d_robust}
     if args.online:
         settings.update(online=True, lookahead=_lookahead(args))
     if args.hybrik is None:

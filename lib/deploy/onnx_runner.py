@@ -72,8 +72,8 @@ class RefinerSession:
         metadata: the model's ``metadata_props`` as a dict of strings.
         clip_len, sample_stride, maxlen, in_channels: ints from the metadata / input shape.
         flip: whether the checkpoint's config asked for flip test-time augmentation.
-        fit2d_prior, fit2d_steps: the 2D fit of HybrIK's input the checkpoint was trained with
-            (``fit2d_prior`` None: none).
+        fit2d_prior, fit2d_steps, fit2d_robust: the 2D fit of HybrIK's input the checkpoint was trained
+            with (``fit2d_prior`` None: none; ``fit2d_robust`` None: squared 2D error).
     Raises:
         CheckpointError: missing / unloadable file, inputs or outputs not the refiner's, missing metadata.
     """
@@ -100,6 +100,8 @@ class RefinerSession:
         fit2d = json.loads(self.metadata.get(METADATA_FIT2D) or "null")  # files written before the key: no fit
         self.fit2d_prior: float | None = None if fit2d is None else float(fit2d["prior_weight"])
         self.fit2d_steps: int = 50 if fit2d is None else int(fit2d["steps"])
+        robust = None if fit2d is None else fit2d.get("robust")  # files written before the option: squared error
+        self.fit2d_robust: float | None = None if robust is None else float(robust)
         channels = inputs["pose2d"][-1]
         self.in_channels = int(channels) if isinstance(channels, int) else 3
 

@@ -75,8 +75,8 @@ class Refiner:
         clip_len, sample_stride, maxlen, in_channels: from the checkpoint's config or the ONNX metadata.
         flip: flip test-time augmentation by default (the config's ``flip``).
         description: where it came from, for logs and the npz.
-        fit2d_prior, fit2d_steps: the 2D fit of HybrIK's input it was trained with (the config's keys or
-            the ONNX metadata; ``fit2d_prior`` None: none), run by ``refine`` before the network.
+        fit2d_prior, fit2d_steps, fit2d_robust: the 2D fit of HybrIK's input it was trained with (the config's
+            keys or the ONNX metadata; ``fit2d_prior`` None: none), run by ``refine`` before the network.
     """
 
     window_fn: WindowFn
@@ -88,6 +88,7 @@ class Refiner:
     description: str
     fit2d_prior: float | None = None
     fit2d_steps: int = 50
+    fit2d_robust: float | None = None
 
 
 def refiner_from_model(model: torch.nn.Module, task_cfg: TaskConfig, description: str,
@@ -96,7 +97,7 @@ def refiner_from_model(model: torch.nn.Module, task_cfg: TaskConfig, description
     return Refiner(window_fn=torch_window_fn(model, device), clip_len=task_cfg.clip_len,
                    sample_stride=task_cfg.sample_stride, maxlen=task_cfg.maxlen, in_channels=model.in_channels,
                    flip=task_cfg.flip, description=description, fit2d_prior=task_cfg.fit2d_prior,
-                   fit2d_steps=task_cfg.fit2d_steps)
+                   fit2d_steps=task_cfg.fit2d_steps, fit2d_robust=task_cfg.fit2d_robust)
 
 
 def refiner_from_onnx(path: str | Path, threads: int = 2) -> Refiner:
@@ -106,7 +107,8 @@ def refiner_from_onnx(path: str | Path, threads: int = 2) -> Refiner:
     session = RefinerSession(path, threads)
     return Refiner(window_fn=session.window_fn(), clip_len=session.clip_len, sample_stride=session.sample_stride,
                    maxlen=session.maxlen, in_channels=session.in_channels, flip=session.flip,
-                   description=f"onnx:{Path(path)}", fit2d_prior=session.fit2d_prior, fit2d_steps=session.fit2d_steps)
+                   description=f"onnx:{Path(path)}", fit2d_prior=session.fit2d_prior, fit2d_steps=session.fit2d_steps,
+                   fit2d_robust=session.fit2d_robust)
 
 
 # ----------------------------------------------------------------------------------------- inputs
@@ -236,9 +238,10 @@ def refine(refiner: Refiner, seq: HybrIKSequence, pose2d: np.ndarray, flip: bool
             raise ValueError(f"{refiner.description} was trained on HybrIK's pose fitted to the 2D; pass body=")
         start = time.perf_counter()
         pose_aa = fit_hybrik_pose(body, pose_aa, seq.betas, pose2d, prior_weight=refiner.fit2d_prior,
-                                  steps=refiner.fit2d_steps)
-        log.info("HybrIK's pose fitted to the 2D (prior %g, %d iterations): %d frames in %.1f s",
-                 refiner.fit2d_prior, refiner.fit2d_steps, seq.frames, time.perf_counter() - start)
+                                  steps=refiner.fit2d_steps, robust=refiner.fit2d_robust)
+        log.info("HybrIK's pose fitted to the 2D (prior %g, %d iterations, robust %s): %d frames in %.1f s",
+                 refiner.fit2d_prior, refiner.fit2d_steps, refiner.fit2d_robust, seq.frames,
+                 time.perf_counter() - start)
     flip = refiner.flip if flip is None else flip
     fn = with_flip(refiner.window_fn) if flip else refiner.window_fn
     stride = refiner.sample_stride if sample_stride is None else sample_stride

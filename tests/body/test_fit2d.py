@@ -9,7 +9,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from lib.body.smpl import BodyModel, posed_mesh_mm
-from lib.body.fit2d import MIN_DETECTED, compose_increments, fit_to_2d, weak_perspective_error
+from lib.body.fit2d import MIN_DETECTED, compose_increments, fit_to_2d, geman_mcclure, weak_perspective_error
 
 def test_weak_perspective_error_matches_a_least_squares_solve() -> None:
     rng = np.random.default_rng(0)
@@ -34,6 +34,29 @@ def test_weak_perspective_error_matches_a_least_squares_solve() -> None:
     assert got.min() > 0
     exact = weak_perspective_error(torch.from_numpy(xy), torch.from_numpy(0.4 * xy + 7.0), torch.ones(3, 17))
     assert exact.abs().max() < 1e-12
+    # Robust: the same per-joint squared errors (in spreads^2) through Geman-McClure, by hand.
+    robust = weak_perspective_error(torch.from_numpy(xy), torch.from_numpy(keypoints), torch.from_numpy(weight),
+                                    robust=0.05).numpy()
+    for f in range(3):
+        design = np.zeros((17, 2, 3))
+        design[:, :, 0] = xy[f]
+        design[:, 0, 1] = design[:, 1, 2] = 1.0
+        root_w = np.sqrt(weight[f])[:, None, None]
+        solution = np.linalg.lstsq((root_w * design).reshape(-1, 3), (root_w[..., 0] * keypoints[f]).reshape(-1),
+                                   rcond=None)[0]
+        centre = (weight[f, :, None] * keypoints[f]).sum(0) / weight[f].sum()
+        spread_sq = (weight[f] * ((keypoints[f] - centre) ** 2).sum(-1)).sum() / weight[f].sum()
+        e = ((design @ solution - keypoints[f]) ** 2).sum(-1) / spread_sq  # (17,)
+        expected = (weight[f] * 0.05 ** 2 * e / (0.05 ** 2 + e)).sum() / weight[f].sum()
+        np.testing.assert_allclose(robust[f], expected, rtol=1e-9)
+
+
+def test_geman_mcclure_is_squared_near_zero_and_bounded_far_away() -> None:
+    e = torch.tensor([0.0, 1e-6, 1.0, 1e6], dtype=torch.float64)
+    got = geman_mcclure(e, 0.1)
+    np.testing.assert_allclose(got[:2].numpy(), [0.0, 1e-6], rtol=1e-3)  # ~ e for e << 0.01
+    np.testing.assert_allclose(got[2].item(), 0.01 / 1.01, rtol=1e-12)
+    assert got[3].item() < 0.01 and got[3].item() > 0.0099  # bounded by scale^2
 
 
 def test_compose_increments_left_on_the_root_right_on_the_body() -> None:
@@ -97,3 +120,18 @@ def test_prior_and_undetected_frames_keep_hybrik(body) -> None:
     assert float((held - wrong).abs().max()) < 1e-3
     with pytest.raises(ValueError, match="prior_weight"):
         fit_to_2d(body, wrong, betas, pose2d, prior_weight=-1.0)
+    with pytest.raises(ValueError, match="robust"):
+        fit_to_2d(body, wrong, betas, pose2d, prior_weight=1e-2, robust=0.0)
+
+
+def test_robust_fit_follows_an_outlier_far_less_than_the_squared_fit(body) -> None:
+    gt, _, betas, pose2d = _scene(body)
+    spread = float(pose2d[0, :, :2].sub(pose2d[0, :, :2].mean(0)).square().sum(-1).mean().sqrt())
+    bad = pose2d.clone()
+    bad[:, 16, :2] += torch.tensor([0.8, -0.6]) * spread  # one wrist (H36M 16) detected a spread away
+    # Fitted from the ground truth itself: every millimetre it moves is the outlier's pull.
+    squared = _mpjpe(body, fit_to_2d(body, gt, betas, bad, prior_weight=0.03), gt, betas)
+    robust = _mpjpe(body, fit_to_2d(body, gt, betas, bad, prior_weight=0.03, robust=0.2), gt, betas)
+    assert squared > 60.0 and robust < 0.4 * squared, (squared, robust)
+    clean = _mpjpe(body, fit_to_2d(body, gt, betas, pose2d, prior_weight=0.03, robust=0.2), gt, betas)
+    assert clean < 1.0, clean  # without the outlier the robust fit stays at the ground truth

@@ -111,6 +111,7 @@ def test_unknown_key_lists_valid_keys(tmp_path: Path) -> None:
         (dict(fit2d_prior=0), "'fit2d_prior' = 0.0; expected a prior weight in (0, 1000]"),
         (dict(fit2d_prior="strong"), "'fit2d_prior' = 'strong'; expected a number"),
         (dict(fit2d_steps=0), "'fit2d_steps' = 0; expected L-BFGS iterations in 1..1000"),
+        (dict(fit2d_robust=0), "'fit2d_robust' = 0.0; expected a Geman-McClure scale in (0, 10]"),
     ],
 )
 def test_bad_values_are_one_line_errors(tmp_path: Path, changes: dict, fragment: str) -> None:

@@ -94,6 +94,8 @@ def test_mesh_files_feed_the_fitted_pose_and_cache_it(own_root: Path, monkeypatc
     np.testing.assert_array_equal(np.asarray(again.arrays[KEY_HYBRIK_POSE]), pose_fit)
     # another prior, or a changed pickle, is another cache file
     assert cache_path(fitted.path, "test", 0.1, STEPS) != path
+    assert cache_path(fitted.path, "test", PRIOR, STEPS, robust=0.2) not in (path, cache_path(
+        fitted.path, "test", PRIOR, STEPS, robust=0.3))  # the robust scale is part of the key
     stat = os.stat(fitted.path)
     os.utime(fitted.path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
     assert cache_path(fitted.path, "test", PRIOR, STEPS) != path
@@ -142,6 +144,13 @@ def test_inference_fits_before_the_network_as_training_did(data_root: Path) -> N
     np.testing.assert_allclose(out_fit, axis_angle_to_matrix(torch.from_numpy(expected).reshape(n, 24, 3)).numpy(),
                                atol=1e-5)
     assert np.abs(out_fit - rot).max() > 1e-2  # the fit did change the input
+    robust = Refiner(window_fn=echo, clip_len=8, sample_stride=1, maxlen=16, in_channels=3, flip=False,
+                     description="echo", fit2d_prior=PRIOR, fit2d_steps=STEPS, fit2d_robust=0.05)
+    out_robust, _ = refine(robust, seq, pose2d, body=body)
+    expected = fit_hybrik_pose(body, seq.pose_aa, betas, pose2d, prior_weight=PRIOR, steps=STEPS, robust=0.05)
+    np.testing.assert_allclose(out_robust, axis_angle_to_matrix(torch.from_numpy(expected).reshape(n, 24, 3)).numpy(),
+                               atol=1e-5)
+    assert np.abs(out_robust - out_fit).max() > 1e-3  # the robust fit is another fit
     with pytest.raises(ValueError, match="fitted to the 2D; pass body="):
         refine(with_fit, seq, pose2d)
 

@@ -46,15 +46,19 @@ def test_the_2d_fit_of_hybriks_input_travels_in_the_metadata(exported, tmp_path:
     from lib.deploy.pipeline import refiner_from_onnx
 
     metadata = ex.export_metadata(clip_len=16, sample_stride=2, maxlen=243, flip=True, in_channels=3, signature={},
-                                  fit2d_prior=0.01, fit2d_steps=30)
+                                  fit2d_prior=0.01, fit2d_steps=30, fit2d_robust=0.2)
     proto = onnx.load(str(exported.path))
     del proto.metadata_props[:]
     onnx.helper.set_model_props(proto, metadata)
     path = tmp_path / "fit.onnx"
     onnx.save(proto, str(path))
-    assert metadata[METADATA_FIT2D] == '{"prior_weight": 0.01, "steps": 30}'
+    assert metadata[METADATA_FIT2D] == '{"prior_weight": 0.01, "steps": 30, "robust": 0.2}'
     refiner = refiner_from_onnx(path)
-    assert (refiner.fit2d_prior, refiner.fit2d_steps) == (0.01, 30)
+    assert (refiner.fit2d_prior, refiner.fit2d_steps, refiner.fit2d_robust) == (0.01, 30, 0.2)
+    # a file exported before the robust option (no "robust" in its JSON) fits with the squared error
+    onnx.helper.set_model_props(proto, {**metadata, METADATA_FIT2D: '{"prior_weight": 0.01, "steps": 30}'})
+    onnx.save(proto, str(path))
+    assert refiner_from_onnx(path).fit2d_robust is None
 
 
 def test_onnxruntime_matches_pytorch_at_two_shapes(exported, tiny_setup) -> None:
