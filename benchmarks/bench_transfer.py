@@ -222,8 +222,11 @@ def tables(result: dict[str, Any]) -> tuple[str, str]:
             k for k, ok in p["bar"].items() if not ok), *([""] * len(METRICS))])
     title = (f"recipe '{result['tag']}' ({result['config']} + {result['changes'] or 'no changes'}), "
              f"synthetic {DATASET} test splits; ratios = method / HybrIK input (lower is better)")
-    times = ", ".join(f"{s}: {np.mean([r['train_seconds'] for r in runs.values() if r['train_seconds']] or [0]):.0f}s"
-                      for s, runs in result["runs"].items())
+    def mean_time(runs: dict[str, Any]) -> str:  # runs reused from an earlier invocation were not timed
+        timed = [r["train_seconds"] for r in runs.values() if r["train_seconds"]]
+        return f"{np.mean(timed):.0f}s" if timed else "reused, not timed"
+
+    times = ", ".join(f"{s}: {mean_time(runs)}" for s, runs in result["runs"].items())
     foot = (f"smoothers tuned on the training style's {DATASET} train split by MPJPE; refiner selected on the "
             f"training style's {DATASET} test split (epoch 0 included); mean training time per run {times}; "
             f"machine: {common.machine_line(result['machine'])}")
