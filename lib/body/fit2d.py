@@ -13,7 +13,8 @@ step, so the fit does not depend on pixels vs a normalised canvas), and ``spread
 confidence-weighted RMS distance to their centroid (E has no units), and rho the squared error itself
 (``robust`` None) or Geman-McClure's ``rho(e) = r^2 e / (r^2 + e)`` with ``r = robust`` (SMPLify's robust 2D term):
 a detection farther than ~r spreads from the body pulls no harder than one at r, so an outlier burst, a
-left/right swap or a heavy-tailed detector moves the pose far less. L-BFGS from zero increments,
+left/right swap or a heavy-tailed detector moves the pose far less (the scale and offset stay a weighted
+least-squares solve over every joint, so an outlier still shifts those). L-BFGS from zero increments,
 ``steps`` iterations. Depth is not in the 2D: the prior keeps each increment near HybrIK where the 2D
 cannot tell (a bone turned towards or away from the camera projects alike). A frame with fewer than
 ``MIN_DETECTED`` detected joints keeps HybrIK's pose.

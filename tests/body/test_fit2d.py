@@ -11,44 +11,38 @@ from scipy.spatial.transform import Rotation
 from lib.body.smpl import BodyModel, posed_mesh_mm
 from lib.body.fit2d import MIN_DETECTED, compose_increments, fit_to_2d, geman_mcclure, weak_perspective_error
 
+def _lstsq_squared_errors(xy: np.ndarray, keypoints: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """(17,) one frame's squared 2D errors in spreads^2 after the weighted least-squares scale and offset."""
+    # Unknowns (s, t_x, t_y): rows x and y of every joint, each scaled by sqrt(w).
+    design = np.zeros((17, 2, 3))
+    design[:, :, 0] = xy
+    design[:, 0, 1] = design[:, 1, 2] = 1.0
+    root_w = np.sqrt(weight)[:, None, None]
+    solution = np.linalg.lstsq((root_w * design).reshape(-1, 3), (root_w[..., 0] * keypoints).reshape(-1),
+                               rcond=None)[0]
+    centre = (weight[:, None] * keypoints).sum(0) / weight.sum()
+    spread_sq = (weight * ((keypoints - centre) ** 2).sum(-1)).sum() / weight.sum()
+    return ((design @ solution - keypoints) ** 2).sum(-1) / spread_sq
+
+
 def test_weak_perspective_error_matches_a_least_squares_solve() -> None:
     rng = np.random.default_rng(0)
     xy = rng.normal(size=(3, 17, 2)) * 300.0  # mm
     keypoints = 0.4 * xy + np.array([900.0, 500.0]) + rng.normal(size=(3, 17, 2)) * 5.0  # px, noisy
     weight = rng.uniform(0.2, 1.0, size=(3, 17))
     weight[1, :5] = 0.0
-    got = weak_perspective_error(torch.from_numpy(xy), torch.from_numpy(keypoints), torch.from_numpy(weight)).numpy()
+    args = torch.from_numpy(xy), torch.from_numpy(keypoints), torch.from_numpy(weight)
+    got = weak_perspective_error(*args).numpy()
+    robust = weak_perspective_error(*args, robust=0.05).numpy()
     for f in range(3):
-        # Unknowns (s, t_x, t_y): rows x and y of every joint, each scaled by sqrt(w).
-        design = np.zeros((17, 2, 3))
-        design[:, :, 0] = xy[f]
-        design[:, 0, 1] = design[:, 1, 2] = 1.0
-        root_w = np.sqrt(weight[f])[:, None, None]
-        solution = np.linalg.lstsq((root_w * design).reshape(-1, 3), (root_w[..., 0] * keypoints[f]).reshape(-1),
-                                   rcond=None)[0]
-        residual = design @ solution - keypoints[f]
-        centre = (weight[f, :, None] * keypoints[f]).sum(0) / weight[f].sum()
-        spread_sq = (weight[f] * ((keypoints[f] - centre) ** 2).sum(-1)).sum() / weight[f].sum()
-        expected = (weight[f] * (residual ** 2).sum(-1)).sum() / weight[f].sum() / spread_sq
-        np.testing.assert_allclose(got[f], expected, rtol=1e-9)
+        e = _lstsq_squared_errors(xy[f], keypoints[f], weight[f])  # (17,)
+        np.testing.assert_allclose(got[f], (weight[f] * e).sum() / weight[f].sum(), rtol=1e-9)
+        # robust: the same errors through Geman-McClure, by hand
+        expected = (weight[f] * 0.05 ** 2 * e / (0.05 ** 2 + e)).sum() / weight[f].sum()
+        np.testing.assert_allclose(robust[f], expected, rtol=1e-9)
     assert got.min() > 0
     exact = weak_perspective_error(torch.from_numpy(xy), torch.from_numpy(0.4 * xy + 7.0), torch.ones(3, 17))
     assert exact.abs().max() < 1e-12
-    # Robust: the same per-joint squared errors (in spreads^2) through Geman-McClure, by hand.
-    robust = weak_perspective_error(torch.from_numpy(xy), torch.from_numpy(keypoints), torch.from_numpy(weight),
-                                    robust=0.05).numpy()
-    for f in range(3):
-        design = np.zeros((17, 2, 3))
-        design[:, :, 0] = xy[f]
-        design[:, 0, 1] = design[:, 1, 2] = 1.0
-        root_w = np.sqrt(weight[f])[:, None, None]
-        solution = np.linalg.lstsq((root_w * design).reshape(-1, 3), (root_w[..., 0] * keypoints[f]).reshape(-1),
-                                   rcond=None)[0]
-        centre = (weight[f, :, None] * keypoints[f]).sum(0) / weight[f].sum()
-        spread_sq = (weight[f] * ((keypoints[f] - centre) ** 2).sum(-1)).sum() / weight[f].sum()
-        e = ((design @ solution - keypoints[f]) ** 2).sum(-1) / spread_sq  # (17,)
-        expected = (weight[f] * 0.05 ** 2 * e / (0.05 ** 2 + e)).sum() / weight[f].sum()
-        np.testing.assert_allclose(robust[f], expected, rtol=1e-9)
 
 
 def test_geman_mcclure_is_squared_near_zero_and_bounded_far_away() -> None:
