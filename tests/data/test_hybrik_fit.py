@@ -96,6 +96,12 @@ def test_mesh_files_feed_the_fitted_pose_and_cache_it(own_root: Path, monkeypatc
     assert cache_path(fitted.path, "test", 0.1, STEPS) != path
     assert cache_path(fitted.path, "test", PRIOR, STEPS, robust=0.2) not in (path, cache_path(
         fitted.path, "test", PRIOR, STEPS, robust=0.3))  # the robust scale is part of the key
+    # the config's fit2d_robust reaches the fit
+    monkeypatch.undo()
+    robust = np.asarray(MeshFiles(_cfg(own_root, fit2d_robust=0.05)).split("pw3d", "test").arrays[KEY_HYBRIK_POSE])
+    expected = fit_hybrik_pose(body, pose_raw, betas, raw.pose2d, prior_weight=PRIOR, steps=STEPS, robust=0.05)
+    np.testing.assert_allclose(robust, expected, atol=1e-5)
+    assert not np.allclose(robust, pose_fit, atol=1e-3)
     stat = os.stat(fitted.path)
     os.utime(fitted.path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
     assert cache_path(fitted.path, "test", PRIOR, STEPS) != path
