@@ -5,10 +5,10 @@
 
 For each synthetic style S (``python -m lib.data.synthetic --style a|b``), ``lib.eval.fit2d``'s per-frame
 fit is tuned on S's 3DPW **training** split (the prior weight and the robust scale, squared error or
-Geman-McClure's, by MPJPE; ``--tune-frames`` to use only the first sequences) and scored on the 3DPW test split of every style: refined / input ratios of
-MPJPE, PA-MPJPE and acceleration error, the issue-14 bar's metrics. Then an **oracle** on each test
-split: the same fit to noise-free 2D, the ground truth's H36M joints projected with each frame's
-weak-perspective camera (scale and offset fitted to the frame's detections), all confidences 1. The
+Geman-McClure's, by MPJPE; ``--tune-frames`` to use only the first sequences) and scored on the 3DPW test
+split of every style: refined / input ratios of MPJPE, PA-MPJPE and acceleration error, the issue-14 bar's
+metrics. Then an **oracle** on each test split: the same fit to noise-free 2D, the ground truth's H36M
+joints projected with each frame's weak-perspective camera (scale and offset fitted to the frame's detections), all confidences 1. The
 oracle's camera model is the fit's own, so what it leaves is what one frame's 2D cannot determine
 (depth: a bone turned towards or away from the camera projects alike), not detection noise.
 """
@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--styles", nargs="+", choices=STYLES, default=list(STYLES))
     parser.add_argument("--prior-weights", nargs="+", type=float, default=list(PRIOR_WEIGHTS))
     parser.add_argument("--robust", nargs="+", type=lambda v: None if v.lower() == "none" else float(v),
-                        default=list(ROBUST_SCALES), help="Geman-McClure scales in body spreads ('none': squared error)")
+                        default=list(ROBUST_SCALES),
+                        help="Geman-McClure scales in body spreads ('none': squared error)")
     parser.add_argument("--steps", type=int, default=None, help="L-BFGS iterations (default 50; quick 5)")
     parser.add_argument("--tune-frames", type=int, default=0,
                         help="tune on the train split's first sequences up to this many frames (default 0: all)")
@@ -151,8 +152,8 @@ def tables(result: dict[str, Any]) -> tuple[str, str]:
     rows = []
     for pair, metrics in result["test"].items():
         tuned = result["tuned"][pair.split("->")[0]]
-        rows.append([pair, f"{tuned['prior_weight']:g}", "squared" if tuned["robust"] is None else f"{tuned['robust']:g}",
-                     f"{metrics['input']['mpjpe']:.1f}",
+        robust = "squared" if tuned["robust"] is None else f"{tuned['robust']:g}"
+        rows.append([pair, f"{tuned['prior_weight']:g}", robust, f"{metrics['input']['mpjpe']:.1f}",
                      *(f"{metrics['fit2d'][m] / metrics['input'][m]:.2f}" for m in METRICS)])
     for test, metrics in result["oracle"].items():
         rows.append([f"oracle (noise-free 2D) on {test}", f"{ORACLE_PRIOR_WEIGHT:g}", "squared",

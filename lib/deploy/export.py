@@ -98,8 +98,8 @@ def export_metadata(*, clip_len: int, sample_stride: int, maxlen: int, flip: boo
                     fit2d_steps: int = 50, fit2d_robust: float | None = None) -> dict[str, str]:
     """``metadata_props`` of an exported refiner (all values strings; structured ones as JSON).
 
-    ``fit2d_prior``/``fit2d_steps``/``fit2d_robust``: the task config's 2D fit of HybrIK's input, which the graph does not
-    contain (``lib.deploy.pipeline.refine`` runs it before the graph when the metadata names one).
+    ``fit2d_prior``/``fit2d_steps``/``fit2d_robust``: the task config's 2D fit of HybrIK's input, which the
+    graph does not contain (``lib.deploy.pipeline.refine`` runs it before the graph when the metadata names one).
     """
     return {
         meta.METADATA_FORMAT: meta.FORMAT,
