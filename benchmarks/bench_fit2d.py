@@ -8,9 +8,10 @@ fit is tuned on S's 3DPW **training** split (the prior weight and the robust sca
 Geman-McClure's, by MPJPE; ``--tune-frames`` to use only the first sequences) and scored on the 3DPW test
 split of every style: refined / input ratios of MPJPE, PA-MPJPE and acceleration error, the issue-14 bar's
 metrics. Then an **oracle** on each test split: the same fit to noise-free 2D, the ground truth's H36M
-joints projected with each frame's weak-perspective camera (scale and offset fitted to the frame's detections), all confidences 1. The
-oracle's camera model is the fit's own, so what it leaves is what one frame's 2D cannot determine
-(depth: a bone turned towards or away from the camera projects alike), not detection noise.
+joints projected with each frame's weak-perspective camera (scale and offset fitted to the frame's
+detections), all confidences 1. The oracle's camera model is the fit's own, so what it leaves is what one
+frame's 2D cannot determine (depth: a bone turned towards or away from the camera projects alike), not
+detection noise.
 """
 
 from __future__ import annotations
