@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -142,7 +142,6 @@ def protocol(cfg: TaskConfig, flip: bool, overlap: int) -> dict[str, Any]:
     }
 
 
-@torch.no_grad()
 def hybrik_input_rotations(labels: Mapping[str, Tensor], frames: int) -> Tensor:
     """(F, 24, 3, 3) HybrIK's own rotations from a sequence's ``frame_arrays()``: the "input" of every report,
     also when the refiner is fed HybrIK's 2D fit (``fit2d_prior``: then ``hybrik_pose_unfitted``)."""
@@ -150,6 +149,7 @@ def hybrik_input_rotations(labels: Mapping[str, Tensor], frames: int) -> Tensor:
     return axis_angle_to_matrix(pose.reshape(frames, 24, 3))
 
 
+@torch.no_grad()
 def evaluate_split(model: nn.Module, body: nn.Module, cfg: TaskConfig, dataset: str, device: torch.device, *,
                    split: MeshSplit | None = None, flip: bool | None = None, overlap: int | None = None,
                    max_windows_per_batch: int = 64, dist_info: DistInfo = DistInfo()) -> EvalReport:
