@@ -119,9 +119,19 @@ def with_gt_global(predict):
     return predict_gt_global
 
 
+def on_ground_truth(predict):
+    """A predictor given the ground-truth pose and betas as its input (``hybrik_pose``, ``hybrik_shape``): what
+    it does to a perfect input (a diagnostic: a smoother's cost on the test style's true motion)."""
+    def predict_on_gt(sequence, labels):
+        return predict(sequence, {**labels, "hybrik_pose": labels["gt_pose"], "hybrik_shape": labels["gt_shape"]})
+
+    return predict_on_gt
+
+
 def score_refiner(checkpoint: Path, config: Path, device) -> dict[str, Any]:
-    """The checkpoint on ``config``'s 3DPW test split: input and refined metrics (mm), and both again with
-    the ground-truth global orientation substituted (``with_gt_global``)."""
+    """The checkpoint on ``config``'s 3DPW test split: input and refined metrics (mm), both again with
+    the ground-truth global orientation substituted (``with_gt_global``), and the refiner given the
+    ground-truth pose as its input (``gt_input``: what it does to a perfect input)."""
     from lib.body.smpl import BodyModel
     from lib.data.datasets import MeshFiles
     from lib.deploy.model_io import load_refiner
@@ -137,10 +147,13 @@ def score_refiner(checkpoint: Path, config: Path, device) -> dict[str, Any]:
         return refine_sequence(model, sequence, device, task_cfg.flip)
 
     split = MeshFiles(task_cfg).split(DATASET, "test")
-    diagnostic = bl.score_split({"input": with_gt_global(bl.input_predictor), "refined": with_gt_global(refined)},
-                                body, task_cfg, split, device).metrics
+    def refined_from_gt(sequence, labels):
+        return refine_sequence(model, sequence, device, task_cfg.flip, pose=labels["gt_pose"].numpy())
+
+    diagnostic = bl.score_split({"input": with_gt_global(bl.input_predictor), "refined": with_gt_global(refined),
+                                 "gt_input": refined_from_gt}, body, task_cfg, split, device).metrics
     return {"input": report.input, "refined": report.refined, "epoch": ckpt.get("epoch"), "frames": report.frames,
-            "gt_global": diagnostic}
+            "gt_global": {k: diagnostic[k] for k in ("input", "refined")}, "gt_input": diagnostic["gt_input"]}
 
 
 def tune_smoothers(train_config: Path, test_configs: dict[str, Path], device, quick: bool) -> dict[str, Any]:
@@ -163,7 +176,8 @@ def tune_smoothers(train_config: Path, test_configs: dict[str, Path], device, qu
         test_cfg, _, _ = load_model_configs(config, config.parent)
         test_body = BodyModel(test_cfg.data_root).to(device)
         predictors = {"input": bl.input_predictor, "refiner_input": bl.refiner_input_predictor,
-                      **{kind: bl.baseline_predictor(t.best, fps) for kind, t in tuned.items()}}
+                      **{kind: bl.baseline_predictor(t.best, fps) for kind, t in tuned.items()},
+                      "gaussian_on_gt": on_ground_truth(bl.baseline_predictor(tuned["gaussian"].best, fps))}
         split = MeshFiles(test_cfg).split(DATASET, "test")
         scores[style] = bl.score_split(predictors, test_body, test_cfg, split, device).metrics
     return {"chosen": {kind: t.best.label for kind, t in tuned.items()}, "test": scores}
@@ -191,8 +205,10 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
             bar.update({f"mean {k} < best smoother": mean[k] < best[k] for k in ("mpjpe", "accel_err")})
             gt_global = {"input_mm": rows[0]["gt_global"]["input"]["mpjpe"],
                          "refined_mm": [row["gt_global"]["refined"]["mpjpe"] for row in rows]}
+            on_gt = {"gaussian_mm": smoothers["gaussian_on_gt"]["mpjpe"] if "gaussian_on_gt" in smoothers else None,
+                     "refined_mm": [row["gt_input"]["mpjpe"] for row in rows if "gt_input" in row]}
             pairs[f"{train_style}->{test_style}"] = {
-                "gt_global_mpjpe": gt_global,
+                "gt_global_mpjpe": gt_global, "on_gt_mpjpe": on_gt,
                 "input_mm": inp, "refiner_mean": mean, "refiner_std": dict(zip(METRICS, r.std(axis=0).tolist())),
                 "refiner_worst": worst, "refiner_per_seed": {s: dict(zip(METRICS, row.tolist()))
                                                              for s, row in zip(per_seed, r)},
@@ -232,12 +248,17 @@ def tables(result: dict[str, Any]) -> tuple[str, str]:
             f"machine: {common.machine_line(result['machine'])}")
     fmt = ".3f"
     d_headers = ["train->test", "input MPJPE mm", "input, GT global orientation", "refined MPJPE mm",
-                 "refined, GT global orientation"]
+                 "refined, GT global orientation", "refined, GT pose as input", "tuned Gaussian on the GT pose"]
+    mean_or_none = lambda values: float(np.mean(values)) if values else None  # noqa: E731 (older results lack it)
     d_rows = [[pair, p["input_mm"]["mpjpe"], p["gt_global_mpjpe"]["input_mm"],
-               p["input_mm"]["mpjpe"] * p["refiner_mean"]["mpjpe"], float(np.mean(p["gt_global_mpjpe"]["refined_mm"]))]
+               p["input_mm"]["mpjpe"] * p["refiner_mean"]["mpjpe"], float(np.mean(p["gt_global_mpjpe"]["refined_mm"])),
+               mean_or_none(p["on_gt_mpjpe"]["refined_mm"]), p["on_gt_mpjpe"]["gaussian_mm"]]
               for pair, p in result["pairs"].items()]
     d_title = ("Diagnostic: MPJPE (mm, refiner: mean over seeds) with the whole body's camera-frame orientation "
-               "(SMPL joint 0) replaced by the ground truth's; the rest of each error is the body pose")
+               "(SMPL joint 0) replaced by the ground truth's (the rest of each error is the body pose); the "
+               "refiner given the ground-truth pose as its input, and the training style's tuned Gaussian applied "
+               "to the ground-truth pose (each: what the method does to a perfect input, i.e. how much of the test "
+               "style's true motion it smooths away)")
     text = "\n".join([title, common.text_table(headers, rows, fmt), "", foot, "", d_title,
                       common.text_table(d_headers, d_rows, ".1f")])
     md = "\n".join([f"**Transfer** — {title}.", "", common.markdown_table(headers, rows, fmt), "", foot + ".", "",

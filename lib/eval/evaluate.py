@@ -68,17 +68,21 @@ class EvalReport:
 
 
 def refine_sequence(model: nn.Module, sequence: EvalSequence, device: torch.device, flip: bool,
-                    max_windows_per_batch: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+                    max_windows_per_batch: int = 64, pose: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Stitched per-frame refinement of one test sequence at the full frame rate, by the one windowed
     path of evaluation and inference (``lib.windowed.refine_sequence``, ``with_flip`` when ``flip``).
 
+    Args:
+        pose: (F, 72) axis-angle refined instead of the sequence's HybrIK input (a diagnostic, e.g. the
+            ground truth: what the refiner does to a perfect input); None: the HybrIK input.
     Returns:
         rot_mat (F,24,3,3) on SO(3) and shape (F,10), float32, CPU.
     """
     arrays = sequence.frame_arrays()
+    theta = arrays["hybrik_pose"].numpy() if pose is None else np.asarray(pose, dtype=np.float32)
     window_fn = torch_window_fn(unwrap(model), device)
     rot, shape = windowed_refine(with_flip(window_fn) if flip else window_fn,
-                                 *(arrays[k].numpy() for k in ("pose2d", "hybrik_pose", "hybrik_shape")),
+                                 arrays["pose2d"].numpy(), theta, arrays["hybrik_shape"].numpy(),
                                  clip_len=sequence.clip_len, sample_stride=sequence.sample_stride,
                                  overlap=sequence.plan.overlap, max_windows_per_batch=max_windows_per_batch)
     return torch.from_numpy(rot).float(), torch.from_numpy(shape).float()

@@ -65,6 +65,22 @@ def test_flip_result_is_the_projected_mean_with_the_hand_mirrored_pass(refiner) 
     torch.testing.assert_close(unflipped, project_to_so3(plain[0].double()).float(), atol=1e-5, rtol=0)
 
 
+def test_refine_sequence_can_refine_another_pose_than_hybriks(refiner) -> None:
+    """``pose=`` (the transfer benchmark's "GT pose as input" diagnostic) feeds that pose to the same windowed
+    path in place of HybrIK's; the 2D and betas stay the sequence's."""
+    cfg, model, _ = refiner
+    split = load_split(cfg, "pw3d", "test")
+    first = next(iter(EvalSequences(split, 1, cfg.clip_len)))
+    sequence = EvalSequence(split, first.name, first.rows[:cfg.clip_len], 1, cfg.clip_len)  # one window
+    arrays = sequence.frame_arrays()
+    with torch.no_grad():
+        expected, _ = model.refine_rotations(arrays["pose2d"][None], arrays["gt_pose"][None], arrays["hybrik_shape"][None])
+    given, _ = refine_sequence(model, sequence, CPU, flip=False, pose=arrays["gt_pose"].numpy())
+    torch.testing.assert_close(given, project_to_so3(expected[0].double()).float(), atol=1e-5, rtol=0)
+    own, _ = refine_sequence(model, sequence, CPU, flip=False)
+    assert (own - given).abs().max() > 1e-2  # HybrIK's pose is not the ground truth
+
+
 def test_evaluate_split_flip_changes_the_refined_metrics(refiner) -> None:
     cfg, model, body = refiner
     with_flip = evaluate_split(model, body, cfg, "pw3d", CPU, flip=True)
