@@ -205,8 +205,8 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
             bar.update({f"mean {k} < best smoother": mean[k] < best[k] for k in ("mpjpe", "accel_err")})
             gt_global = {"input_mm": rows[0]["gt_global"]["input"]["mpjpe"],
                          "refined_mm": [row["gt_global"]["refined"]["mpjpe"] for row in rows]}
-            on_gt = {"gaussian_mm": smoothers["gaussian_on_gt"]["mpjpe"] if "gaussian_on_gt" in smoothers else None,
-                     "refined_mm": [row["gt_input"]["mpjpe"] for row in rows if "gt_input" in row]}
+            on_gt = {"gaussian_mm": smoothers["gaussian_on_gt"]["mpjpe"],
+                     "refined_mm": [row["gt_input"]["mpjpe"] for row in rows]}
             pairs[f"{train_style}->{test_style}"] = {
                 "gt_global_mpjpe": gt_global, "on_gt_mpjpe": on_gt,
                 "input_mm": inp, "refiner_mean": mean, "refiner_std": dict(zip(METRICS, r.std(axis=0).tolist())),
@@ -249,10 +249,9 @@ def tables(result: dict[str, Any]) -> tuple[str, str]:
     fmt = ".3f"
     d_headers = ["train->test", "input MPJPE mm", "input, GT global orientation", "refined MPJPE mm",
                  "refined, GT global orientation", "refined, GT pose as input", "tuned Gaussian on the GT pose"]
-    mean_or_none = lambda values: float(np.mean(values)) if values else None  # noqa: E731 (older results lack it)
     d_rows = [[pair, p["input_mm"]["mpjpe"], p["gt_global_mpjpe"]["input_mm"],
                p["input_mm"]["mpjpe"] * p["refiner_mean"]["mpjpe"], float(np.mean(p["gt_global_mpjpe"]["refined_mm"])),
-               mean_or_none(p["on_gt_mpjpe"]["refined_mm"]), p["on_gt_mpjpe"]["gaussian_mm"]]
+               float(np.mean(p["on_gt_mpjpe"]["refined_mm"])), p["on_gt_mpjpe"]["gaussian_mm"]]
               for pair, p in result["pairs"].items()]
     d_title = ("Diagnostic: MPJPE (mm, refiner: mean over seeds) with the whole body's camera-frame orientation "
                "(SMPL joint 0) replaced by the ground truth's (the rest of each error is the body pose); the "

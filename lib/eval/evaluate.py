@@ -68,7 +68,8 @@ class EvalReport:
 
 
 def refine_sequence(model: nn.Module, sequence: EvalSequence, device: torch.device, flip: bool,
-                    max_windows_per_batch: int = 64, pose: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                    max_windows_per_batch: int = 64,
+                    pose: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Stitched per-frame refinement of one test sequence at the full frame rate, by the one windowed
     path of evaluation and inference (``lib.windowed.refine_sequence``, ``with_flip`` when ``flip``).
 

@@ -74,7 +74,7 @@ def test_refine_sequence_can_refine_another_pose_than_hybriks(refiner) -> None:
     sequence = EvalSequence(split, first.name, first.rows[:cfg.clip_len], 1, cfg.clip_len)  # one window
     arrays = sequence.frame_arrays()
     with torch.no_grad():
-        expected, _ = model.refine_rotations(arrays["pose2d"][None], arrays["gt_pose"][None], arrays["hybrik_shape"][None])
+        expected, _ = model.refine_rotations(*(arrays[k][None] for k in ("pose2d", "gt_pose", "hybrik_shape")))
     given, _ = refine_sequence(model, sequence, CPU, flip=False, pose=arrays["gt_pose"].numpy())
     torch.testing.assert_close(given, project_to_so3(expected[0].double()).float(), atol=1e-5, rtol=0)
     own, _ = refine_sequence(model, sequence, CPU, flip=False)
