@@ -146,10 +146,10 @@ def score_refiner(checkpoint: Path, config: Path, device) -> dict[str, Any]:
     def refined(sequence, _labels):
         return refine_sequence(model, sequence, device, task_cfg.flip)
 
-    split = MeshFiles(task_cfg).split(DATASET, "test")
     def refined_from_gt(sequence, labels):
         return refine_sequence(model, sequence, device, task_cfg.flip, pose=labels["gt_pose"].numpy())
 
+    split = MeshFiles(task_cfg).split(DATASET, "test")
     diagnostic = bl.score_split({"input": with_gt_global(bl.input_predictor), "refined": with_gt_global(refined),
                                  "gt_input": refined_from_gt}, body, task_cfg, split, device).metrics
     return {"input": report.input, "refined": report.refined, "epoch": ckpt.get("epoch"), "frames": report.frames,

@@ -11,6 +11,7 @@ from scipy.spatial.transform import Rotation
 from lib.body.smpl import BodyModel, posed_mesh_mm
 from lib.body.fit2d import MIN_DETECTED, compose_increments, fit_to_2d, geman_mcclure, weak_perspective_error
 
+
 def _lstsq_squared_errors(xy: np.ndarray, keypoints: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """(17,) one frame's squared 2D errors in spreads^2 after the weighted least-squares scale and offset."""
     # Unknowns (s, t_x, t_y): rows x and y of every joint, each scaled by sqrt(w).
