@@ -85,6 +85,7 @@ class TaskConfig:
     refine_shape: bool = False         # add a clip-level beta residual
     clip_shape: bool = True            # one shape per clip: the clip's mean of HybrIK's betas (false: per frame)
     smooth_kernel: int = 0             # 0: original head; odd K >= 3: learnable K-tap filter of HybrIK's pose
+    smooth_adaptive: bool = False      # that filter a Gaussian whose width each clip picks from its own jitter / motion
     head_norm: Literal["batch", "layer"] = "batch"      # refine-head normalisation: BatchNorm1d | per-frame LayerNorm
     input_norm: Literal["canvas", "clip"] = "canvas"    # 2D as normalised on the canvas | re-centred/scaled per clip
     # --- loss weights (named like the loss terms) ---------------------------------------------
@@ -206,6 +207,9 @@ def _check_values(cfg: TaskConfig) -> None:
     if cfg.smooth_kernel != 0 and (cfg.smooth_kernel < 3 or cfg.smooth_kernel % 2 == 0):
         raise ConfigError(f"{src}: key 'smooth_kernel' = {cfg.smooth_kernel}; expected 0 (off) or an odd "
                           "integer >= 3 (frames of the learnable filter of HybrIK's pose)")
+    if cfg.smooth_adaptive and not cfg.smooth_kernel:
+        raise ConfigError(f"{src}: key 'smooth_adaptive' is true but 'smooth_kernel' is 0; set smooth_kernel to the "
+                          "filter's odd tap count (its widest sigma is smooth_kernel / 4 frames) or smooth_adaptive false")
     if not 0.0 <= cfg.rotate_deg <= 180.0:
         raise ConfigError(f"{src}: key 'rotate_deg' = {cfg.rotate_deg}; expected degrees in [0, 180]")
     if not 0.0 <= cfg.hybrik_noise_deg <= 90.0:

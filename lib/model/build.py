@@ -70,7 +70,7 @@ def build_model(task_cfg: TaskConfig, hyper_cfg: HyperConfig | None, options: Mo
 
     Args:
         task_cfg: sizes (dim_rep, depth, num_heads, mlp_ratio, maxlen, hidden_dim, dropout, no_conf,
-            refine_shape, smooth_kernel, clip_shape, head_norm, input_norm) and ``data_root`` (SMPL model and regressors).
+            refine_shape, smooth_kernel, smooth_adaptive, clip_shape, head_norm, input_norm) and ``data_root`` (SMPL model and regressors).
         hyper_cfg: the hypergraph config; required with version 2, ignored (reported) with version 1.
         options: the command-line model switches.
     Raises:
@@ -81,7 +81,7 @@ def build_model(task_cfg: TaskConfig, hyper_cfg: HyperConfig | None, options: Mo
     head = RefineHead(num_joints=task_cfg.num_joints, dim_rep=task_cfg.dim_rep, hidden_dim=task_cfg.hidden_dim,
                       dropout=task_cfg.dropout, refine_shape=task_cfg.refine_shape,
                       smooth_kernel=task_cfg.smooth_kernel, clip_shape=task_cfg.clip_shape,
-                      norm=task_cfg.head_norm)
+                      norm=task_cfg.head_norm, smooth_adaptive=task_cfg.smooth_adaptive)
     model = MeshRefiner(backbone, head, BodyModel(task_cfg.data_root))
     log.info("Trainable parameter count: %d (%.6f Million; backbone %d, head %d)",
              count_trainable_parameters(model), count_trainable_parameters(model) / 1e6,

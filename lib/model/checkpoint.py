@@ -26,12 +26,12 @@ from lib.errors import CheckpointError
 # trained with one value and run with the other gives other meshes, so it is part of the signature too.
 WEIGHT_KEYS = ("dim_rep", "depth", "num_heads", "mlp_ratio", "hidden_dim", "maxlen", "num_joints",
                "no_conf", "refine_shape", "smooth_kernel", "head_norm", "input_norm", "clip_shape",
-               "input_hybrik")
+               "input_hybrik", "smooth_adaptive")
 # Keys that joined the signature after the first checkpoints were written. A signature without one
 # takes the value from the checkpoint's stored task config when it has it, else the value every
 # checkpoint had before the key existed (the original behaviour).
 ADDED_WEIGHT_KEYS = {"smooth_kernel": 0, "head_norm": "batch", "input_norm": "canvas", "clip_shape": False,
-                     "input_hybrik": False}
+                     "input_hybrik": False, "smooth_adaptive": False}
 # Prefixes added by wrappers (DDP / DataParallel, torch.compile), stripped by one helper.
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 

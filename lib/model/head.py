@@ -18,7 +18,9 @@ taps removes white noise as well as the 23-frame Savitzky-Golay baseline does (a
 ~9 % of white noise's second difference, the 23-frame cubic fit ~5.5 %), and learning one from a
 zero-initialised residual takes far more steps than a short run makes. Starting from a smoothed
 HybrIK lets the residual spend its capacity on what the 2D stream knows. An untrained head then
-returns the filtered HybrIK pose.
+returns the filtered HybrIK pose. With ``smooth_adaptive`` the filter is instead ``AdaptivePriorSmoother``: a
+Gaussian of up to K taps whose width each clip picks from its own ratio of frame-to-frame jitter to motion
+(a learnt fixed filter smooths at the training data's rate, and removes the motion of faster movers).
 
 Betas: one person has one body shape, so by default (``clip_shape``) every frame of a clip gets the
 clip's mean of HybrIK's betas. HybrIK's per-frame betas jitter, and passed through unchanged (the
@@ -42,11 +44,17 @@ POSE_6D_DIM = SMPL_NUM_JOINTS * ROT6D_DIM  # 144
 TEMPORAL_KERNEL = 5  # frames seen by each temporal Conv1d (receptive field of the two: 9 frames)
 
 
+def gaussian_taps_sigma(kernel: int, sigma: Tensor | float, like: Tensor) -> Tensor:
+    """Normalised Gaussian taps at the ``kernel`` (odd) offsets -K//2..K//2 for each sigma: (...,) -> (..., K),
+    in ``like``'s dtype and device."""
+    offsets = torch.arange(kernel, dtype=like.dtype, device=like.device) - kernel // 2  # (K,)
+    sigma = torch.as_tensor(sigma, dtype=like.dtype, device=like.device).unsqueeze(-1)  # (..., 1)
+    return torch.softmax(-0.5 * (offsets / sigma).square(), dim=-1)
+
+
 def gaussian_taps(kernel: int) -> Tensor:
-    """(kernel,) normalised Gaussian taps, sigma = kernel / 4 frames (the window spans +-2 sigma)."""
-    offsets = torch.arange(kernel, dtype=torch.float64) - kernel // 2
-    taps = torch.exp(-0.5 * (offsets / (kernel / 4.0)) ** 2)
-    return (taps / taps.sum()).float()
+    """(kernel,) normalised Gaussian taps, sigma = kernel / 4 frames (the window spans +-2 sigma), float32."""
+    return gaussian_taps_sigma(kernel, kernel / 4.0, torch.zeros((), dtype=torch.float64)).float()
 
 
 class PriorSmoother(nn.Module):
@@ -68,6 +76,82 @@ class PriorSmoother(nn.Module):
         pad = self.kernel // 2
         padded = F.pad(x.transpose(1, 2), (pad, pad), mode="replicate")  # (N, C, T + K - 1)
         return F.conv1d(padded, self.weight, groups=self.weight.shape[0]).transpose(1, 2)  # (N, T, C)
+
+
+# The clip statistic of ``AdaptivePriorSmoother``: motion is read on the clip smoothed by a fixed Gaussian of
+# this sigma (frames; REFERENCE_TAPS taps, +-2 sigma), noise on the raw clip's second differences.
+REFERENCE_SIGMA = 3.0
+REFERENCE_TAPS = 13
+_STAT_EPS = 1e-8  # floor of both statistics: the log ratio stays finite on a still or one-frame clip
+# Initial rule log(sigma) = slope * log(noise / motion) + intercept, least squares of each 16-frame window's
+# best Gaussian width (on the fitted HybrIK input vs the ground truth) on style A's train split only
+# (docs/differences.md); sigma is clamped to [SIGMA_MIN, kernel / 4].
+INIT_SLOPE, INIT_INTERCEPT = 0.39, -0.86
+SIGMA_MIN = 0.3
+
+
+def gaussian_filter_clip(x: Tensor, taps: Tensor) -> Tensor:
+    """Filter each clip's channels along time with its own taps, replicate-padded: (N, T, C), (N, K) -> (N, T, C).
+
+    K odd; a constant clip passes unchanged when the taps sum to 1. Written as K shifted products (K <= ~15)
+    so that per-clip taps need no grouped convolution.
+    """
+    kernel = taps.shape[-1]
+    pad = kernel // 2
+    padded = F.pad(x.transpose(1, 2), (pad, pad), mode="replicate").transpose(1, 2)  # (N, T + K - 1, C)
+    frames = x.shape[1]
+    out = taps[:, 0, None, None] * padded[:, :frames]
+    for k in range(1, kernel):
+        out = out + taps[:, k, None, None] * padded[:, k:k + frames]
+    return out
+
+
+def noise_to_motion(x: Tensor) -> Tensor:
+    """Log of a clip's frame-to-frame noise over its motion: (N, T, C) -> (N,).
+
+    noise: mean squared second difference of x (white noise of variance s^2 gives 6 s^2; smooth motion
+    little); motion: mean squared first difference of x smoothed by a sigma-3 Gaussian (the noise mostly
+    gone). Both are floored at 1e-8: one frame gives log(1) = 0, two frames (no second difference) log(1e-8 /
+    motion), the narrowest filter.
+    """
+    second = (x[:, 2:] - 2.0 * x[:, 1:-1] + x[:, :-2]).square().mean(dim=-1)  # (N, T - 2)
+    reference = gaussian_filter_clip(x, gaussian_taps_sigma(REFERENCE_TAPS, REFERENCE_SIGMA, x).expand(x.shape[0], -1))
+    first = (reference[:, 1:] - reference[:, :-1]).square().mean(dim=-1)  # (N, T - 1)
+    count2 = torch.ones_like(second).sum(dim=1).clamp_min(1.0)  # (N,): 0 frames -> 1 (the sum is 0 anyway)
+    count1 = torch.ones_like(first).sum(dim=1).clamp_min(1.0)
+    noise = (second.sum(dim=1) / count2).clamp_min(_STAT_EPS)  # floors, not + eps: the exporter's optimiser
+    motion = (first.sum(dim=1) / count1).clamp_min(_STAT_EPS)  # drops an addition of 1e-8 (0 / 0 on one frame)
+    return torch.log(noise / motion)
+
+
+class AdaptivePriorSmoother(nn.Module):
+    """A Gaussian temporal filter whose width each clip picks from its own input: (N, T, C) -> (N, T, C).
+
+    ``sigma = exp(slope * noise_to_motion(x) + intercept)`` frames, clamped to [SIGMA_MIN, kernel / 4], with
+    ``slope`` and ``intercept`` learnable scalars. Why: a fixed filter learned on one data style smooths at that
+    style's rate; people who move four times faster per frame (style B against style A) lose their motion to
+    it. The clip's own ratio of jitter to motion tells how much to smooth: a rule fitted on one style's train
+    split picks sigma ~2.6 frames on it and ~1.2 on the other, near each style's own best (docs/differences.md).
+    """
+
+    def __init__(self, kernel: int) -> None:
+        super().__init__()
+        if kernel < 3 or kernel % 2 == 0:
+            raise ValueError(f"AdaptivePriorSmoother kernel must be odd and >= 3, got {kernel}")
+        self.kernel = kernel
+        self.slope = nn.Parameter(torch.tensor(INIT_SLOPE))
+        self.intercept = nn.Parameter(torch.tensor(INIT_INTERCEPT))
+
+    def sigma(self, x: Tensor) -> Tensor:
+        """(N, T, C) -> (N,) frames."""
+        log_sigma = self.slope * noise_to_motion(x.detach()) + self.intercept
+        return log_sigma.exp().clamp(SIGMA_MIN, self.kernel / 4.0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return gaussian_filter_clip(x, gaussian_taps_sigma(self.kernel, self.sigma(x), x))
+
+    def extra_repr(self) -> str:
+        return f"kernel={self.kernel}"
 
 
 HEAD_NORMS = ("batch", "layer")
@@ -109,13 +193,15 @@ class RefineHead(nn.Module):
         clip_shape: every frame gets the clip's mean of HybrIK's betas (else HybrIK's per-frame betas).
         smooth_kernel: 0 (the original head) or the odd tap count of the ``PriorSmoother`` that
             filters HybrIK's 6D pose before the residual is added.
+        smooth_adaptive: that filter an ``AdaptivePriorSmoother`` (per-clip Gaussian width, at most
+            smooth_kernel / 4 frames) instead of learnt per-channel taps.
         norm: ``batch`` (the original's BatchNorm1d over the N*T frames of a batch) or ``layer``
             (``FrameLayerNorm``: per frame, no running statistics).
     """
 
     def __init__(self, num_joints: int, dim_rep: int, hidden_dim: int, dropout: float,
                  refine_shape: bool = False, smooth_kernel: int = 0, clip_shape: bool = True,
-                 norm: str = "batch") -> None:
+                 norm: str = "batch", smooth_adaptive: bool = False) -> None:
         super().__init__()
         self.clip_shape = clip_shape
         pad = TEMPORAL_KERNEL // 2
@@ -129,7 +215,10 @@ class RefineHead(nn.Module):
         self.head_pose = nn.Conv1d(2 * hidden_dim, POSE_6D_DIM, TEMPORAL_KERNEL, padding=pad)
         nn.init.zeros_(self.head_pose.weight)
         nn.init.zeros_(self.head_pose.bias)
-        self.smoother = PriorSmoother(POSE_6D_DIM, smooth_kernel) if smooth_kernel else None
+        self.smoother: nn.Module | None = None
+        if smooth_kernel:
+            self.smoother = (AdaptivePriorSmoother(smooth_kernel) if smooth_adaptive
+                             else PriorSmoother(POSE_6D_DIM, smooth_kernel))
         if refine_shape:
             self.head_shape = nn.Linear(hidden_dim, SMPL_NUM_BETAS)
             nn.init.zeros_(self.head_shape.weight)

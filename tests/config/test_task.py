@@ -103,6 +103,7 @@ def test_unknown_key_lists_valid_keys(tmp_path: Path) -> None:
         (dict(dim_rep=100, num_heads=8), "not divisible"),
         (dict(smooth_kernel=4), "expected 0 (off) or an odd"),
         (dict(smooth_kernel=1), "expected 0 (off) or an odd"),
+        (dict(smooth_kernel=0, smooth_adaptive=True), "'smooth_adaptive' is true but 'smooth_kernel' is 0"),
         (dict(num_joints=24), "'num_joints'"),
         (dict(lambda_pose=-1), "'lambda_pose'"),
         (dict(dt_file_pw3d=None), "'dt_file_pw3d'"),

@@ -171,3 +171,23 @@ def test_input_hybrik_model_exports_with_parity(tiny_setup, tmp_path: Path) -> N
     assert report.ok
     for check in report.parity:
         assert check.max_abs["vertices"] < 1e-2 and check.max_abs["rot_mat"] < 1e-4
+
+
+def test_adaptive_smoother_exports_with_parity_down_to_one_frame(tiny_setup, tmp_path: Path) -> None:
+    """Each clip's filter width is computed inside the graph; T = 1 and 2 have no second difference."""
+    import torch
+
+    from lib.model.build import build_model
+    from lib.model.head import AdaptivePriorSmoother
+
+    torch.manual_seed(2)
+    model = build_model(tiny_setup.task_cfg.replace(smooth_adaptive=True), tiny_setup.hyper_cfg, tiny_setup.options)
+    with torch.no_grad():
+        model.head.head_pose.weight.normal_(0.0, 1e-2)
+    model.eval()
+    assert isinstance(model.head.smoother, AdaptivePriorSmoother)
+    target = ex.export_onnx(model, tmp_path / "adaptive.onnx", {"note": "smooth_adaptive"}, clip_len=8).path
+    report = ex.verify_onnx(model, target, [(1, 1), (2, 2), (2, 11)], seed=4)
+    assert report.ok
+    for check in report.parity:
+        assert check.max_abs["vertices"] < 1e-2 and check.max_abs["rot_mat"] < 1e-4

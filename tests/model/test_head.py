@@ -161,3 +161,85 @@ def test_layer_norm_head_has_no_batch_statistics() -> None:
     ref = (ref - ref.mean(-1, keepdims=True)) / np.sqrt(ref.var(-1, keepdims=True) + 1e-5)
     torch.testing.assert_close(heads["layer"].bn1(x), torch.from_numpy(ref.transpose(0, 2, 1)).float(),
                                atol=1e-5, rtol=1e-5)
+
+
+def _noise_to_motion_reference(clip: np.ndarray) -> float:
+    """(T, C) -> log(mean squared 2nd difference / mean squared 1st difference of the sigma-3 smoothed clip)."""
+    from scipy.ndimage import gaussian_filter1d
+
+    second = np.mean(np.diff(clip, n=2, axis=0) ** 2)
+    smoothed = gaussian_filter1d(clip, 3.0, axis=0, mode="nearest", truncate=2.0)  # 13 taps, edge-replicated
+    return float(np.log(max(second, 1e-8) / max(np.mean(np.diff(smoothed, axis=0) ** 2), 1e-8)))
+
+
+def test_noise_to_motion_matches_a_numpy_computation_and_separates_jitter_from_motion() -> None:
+    from lib.model.head import noise_to_motion
+
+    gen = np.random.default_rng(5)
+    time_axis = np.arange(16)[:, None]
+    slow_jittery = 0.05 * time_axis / 16 + gen.normal(scale=0.05, size=(16, 6))  # little motion, much noise
+    fast_clean = np.sin(time_axis / 2.0 + np.arange(6)) + gen.normal(scale=0.005, size=(16, 6))
+    clips = np.stack([slow_jittery, fast_clean])
+    got = noise_to_motion(torch.from_numpy(clips)).numpy()
+    np.testing.assert_allclose(got, [_noise_to_motion_reference(c) for c in clips], rtol=1e-6)
+    assert got[0] > got[1] + 3.0
+    assert noise_to_motion(torch.zeros(1, 1, 6)).item() == 0.0  # one frame: no statistic, no NaN
+
+
+def test_gaussian_filter_clip_filters_each_clip_with_its_own_width() -> None:
+    from scipy.ndimage import gaussian_filter1d
+
+    from lib.model.head import gaussian_filter_clip, gaussian_taps_sigma
+
+    clips = np.random.default_rng(6).normal(size=(3, 10, 4))
+    sigmas, kernel = np.array([0.5, 1.3, 2.75]), 11
+    taps = gaussian_taps_sigma(kernel, torch.from_numpy(sigmas), torch.zeros((), dtype=torch.float64))
+    got = gaussian_filter_clip(torch.from_numpy(clips), taps).numpy()
+    for clip, sigma, out in zip(clips, sigmas, got):  # truncated at kernel // 2 frames, edges replicated
+        expected = gaussian_filter1d(clip, sigma, axis=0, mode="nearest", truncate=(kernel // 2) / sigma)
+        np.testing.assert_allclose(out, expected, atol=1e-12)
+
+
+def test_adaptive_smoother_picks_each_clips_width_from_its_jitter_and_motion() -> None:
+    from lib.model.head import (INIT_INTERCEPT, INIT_SLOPE, SIGMA_MIN, AdaptivePriorSmoother, gaussian_filter_clip,
+                                gaussian_taps_sigma, noise_to_motion)
+
+    gen = np.random.default_rng(7)
+    time_axis = np.arange(T)[:, None]
+    jittery = np.full((T, 144), 0.3) + gen.normal(scale=0.05, size=(T, 144))
+    moving = np.sin(time_axis / 1.5 + np.linspace(0, 3, 144)) + gen.normal(scale=0.01, size=(T, 144))
+    clips = torch.from_numpy(np.stack([jittery, moving])).float()
+    smoother = AdaptivePriorSmoother(15)
+    sigma = smoother.sigma(clips)
+    expected = np.clip(np.exp(INIT_SLOPE * noise_to_motion(clips).numpy() + INIT_INTERCEPT), SIGMA_MIN, 15 / 4)
+    np.testing.assert_allclose(sigma.detach().numpy(), expected, rtol=1e-5)
+    assert sigma[0] > 3.0 and sigma[1] < 1.0  # the jittery still clip smoothed hard, the moving one barely
+    out = smoother(clips)
+    np.testing.assert_allclose(out.detach().numpy(),
+                               gaussian_filter_clip(clips, gaussian_taps_sigma(15, sigma, clips)).detach().numpy())
+    static = clips[:1, :1].expand(1, T, 144)
+    assert (smoother(static) - static).abs().max() < 1e-6  # replicate padding, taps summing to 1
+    assert (smoother(clips[:, :1]) - clips[:, :1]).abs().max() < 1e-6  # COCO images: T = 1
+    sigma.sum().backward()  # the rule's slope and intercept are learnt
+    assert smoother.slope.grad is not None and smoother.intercept.grad is not None
+
+
+def test_untrained_head_with_adaptive_smoother_returns_hybrik_filtered_at_the_clips_width() -> None:
+    from scipy.ndimage import gaussian_filter1d
+
+    feat, _, init_shape = _inputs(8)
+    gen = np.random.default_rng(8)
+    phase = np.arange(T)[:, None, None] / np.array([3.0, 12.0])[None, :, None]  # clip 0 moves 4x faster than clip 1
+    rotvec = 0.8 * np.sin(phase[..., None] + gen.uniform(0, 6, (24, 3))) + gen.normal(scale=0.03, size=(T, N, 24, 3))
+    init_rot = torch.from_numpy(Rotation.from_rotvec(rotvec.transpose(1, 0, 2, 3).reshape(-1, 3)).as_matrix()
+                                .reshape(N, T, 24, 3, 3)).float()
+    head = RefineHead(J, C, HIDDEN, dropout=0.0, smooth_kernel=9, smooth_adaptive=True).eval()
+    rot, _ = head(feat, init_rot, init_shape)
+    r = init_rot.double().numpy()
+    d6 = np.concatenate([r[..., :, 0], r[..., :, 1]], axis=-1).reshape(N, T, 144)
+    sigmas = [float(np.clip(np.exp(0.39 * _noise_to_motion_reference(d6[n]) - 0.86), 0.3, 9 / 4)) for n in range(N)]
+    assert 0.3 < sigmas[0] < sigmas[1] < 9 / 4  # neither clamped: the fast clip gets the narrower filter
+    for n, sigma in enumerate(sigmas):
+        smoothed = gaussian_filter1d(d6[n], sigma, axis=0, mode="nearest", truncate=4 / sigma).reshape(T, 24, 6)
+        expected = np.stack([[_gram_schmidt_columns(smoothed[t, j]) for j in range(24)] for t in range(T)])
+        np.testing.assert_allclose(rot[n].detach().numpy(), expected, atol=1e-4)

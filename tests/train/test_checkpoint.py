@@ -134,6 +134,10 @@ def test_signature_without_a_later_weight_key_means_its_default() -> None:
     assert signature_differences(older, current) == []
     smoothed = model_signature(TaskConfig(dt_file_pw3d="x.pkl", smooth_kernel=5), None, options)
     assert signature_differences(older, smoothed) == ["smooth_kernel: checkpoint 0, now 5"]
+    fixed_width = {k: v for k, v in smoothed.items() if k != "smooth_adaptive"}
+    adaptive = model_signature(TaskConfig(dt_file_pw3d="x.pkl", smooth_kernel=5, smooth_adaptive=True), None, options)
+    assert signature_differences(fixed_width, smoothed) == []
+    assert signature_differences(fixed_width, adaptive) == ["smooth_adaptive: checkpoint False, now True"]
 
 
 def test_clip_shape_is_part_of_the_signature_old_checkpoints_included() -> None:
