@@ -28,11 +28,11 @@ def test_same_config_is_kept_and_a_missing_run_is_fine(tmp_path: Path) -> None:
 def test_a_run_of_another_config_is_moved_not_deleted(tmp_path: Path, capsys) -> None:
     raw = yaml.safe_load(DEMO_CONFIG.read_text())
     old_config = tmp_path / "old_demo.yaml"
-    old_config.write_text(yaml.safe_dump({**raw, "lr_head": 0.0001, "smooth_kernel": 0}))
+    old_config.write_text(yaml.safe_dump({**raw, "lr_head": 0.0001, "smooth_kernel": 0, "smooth_adaptive": False}))
     ckpt = tmp_path / "checkpoint"
     _fake_run(ckpt, load_task_config(old_config).to_dict())
     moved = retire_stale_run(ckpt, DEMO_CONFIG)
     assert moved is not None and moved.name.startswith("checkpoint.previous-")
     assert not ckpt.exists()
     assert (moved / "latest_epoch.bin").is_file() and (moved / "history.json").read_text() == "[]"
-    assert "lr_head, smooth_kernel" in capsys.readouterr().out
+    assert "lr_head, smooth_adaptive, smooth_kernel" in capsys.readouterr().out

@@ -63,6 +63,7 @@ def test_demo_uses_the_transfer_recipe() -> None:
     # the 2D fit of HybrIK's input: on in the synthetic demo, off in the real-data recipes until measured there
     assert (demo.fit2d_prior, demo.fit2d_steps, demo.fit2d_robust) == (0.03, 50, 0.2)
     assert (demo.limb_deg, demo.orbit_deg) == (30, 20)
+    assert demo.smooth_adaptive is True
     for name in ("train_pw3d", "train_h36m", "ft_pw3d", "ft_h36m"):
         assert load_task_config(CONFIGS / f"{name}.yaml").fit2d_prior is None
 
