@@ -85,7 +85,8 @@ REFERENCE_TAPS = 13
 _STAT_EPS = 1e-8  # floor of both statistics: the log ratio stays finite on a still or one-frame clip
 # Initial rule log(sigma) = slope * log(noise / motion) + intercept, least squares of each 16-frame window's
 # best Gaussian width (on the fitted HybrIK input vs the ground truth) on style A's train split only
-# (docs/differences.md); sigma is clamped to [SIGMA_MIN, kernel / 4].
+# (``python -m benchmarks.bench_adaptive_width``; style B's gives 0.42, -0.88); sigma is clamped to
+# [SIGMA_MIN, kernel / 4].
 INIT_SLOPE, INIT_INTERCEPT = 0.39, -0.86
 SIGMA_MIN = 0.3
 
@@ -131,7 +132,8 @@ class AdaptivePriorSmoother(nn.Module):
     ``slope`` and ``intercept`` learnable scalars. Why: a fixed filter learned on one data style smooths at that
     style's rate; people who move four times faster per frame (style B against style A) lose their motion to
     it. The clip's own ratio of jitter to motion tells how much to smooth: a rule fitted on one style's train
-    split picks sigma ~2.6 frames on it and ~1.2 on the other, near each style's own best (docs/differences.md).
+    split picks sigma ~2.7 frames on its test split and ~1.3 on the other style's, near each style's own best
+    (docs/differences.md, ``python -m benchmarks.bench_adaptive_width``).
     """
 
     def __init__(self, kernel: int) -> None:
