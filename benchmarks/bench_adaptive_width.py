@@ -14,7 +14,8 @@
 * **the filter alone**: the untrained ``smooth_adaptive`` refiner (its residual is zero-initialised, so it
   returns the filtered input) with S's rule, scored on every style's 3DPW test split by ``score_split`` (the
   scoring of ``evaluate_split``), next to a fixed Gaussian tuned on the same train split ("fit + Gaussian" of
-  ``bench_transfer``). Ratios are to HybrIK's own input.
+  ``bench_transfer``). Ratios are to HybrIK's own input. Betas: the refiner's mean over each clip, the Gaussian's
+  over each sequence (both HybrIK's).
 """
 
 from __future__ import annotations
