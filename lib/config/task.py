@@ -208,8 +208,9 @@ def _check_values(cfg: TaskConfig) -> None:
         raise ConfigError(f"{src}: key 'smooth_kernel' = {cfg.smooth_kernel}; expected 0 (off) or an odd "
                           "integer >= 3 (frames of the learnable filter of HybrIK's pose)")
     if cfg.smooth_adaptive and not cfg.smooth_kernel:
-        raise ConfigError(f"{src}: key 'smooth_adaptive' is true but 'smooth_kernel' is 0; set smooth_kernel to the "
-                          "filter's odd tap count (its widest sigma is smooth_kernel / 4 frames) or smooth_adaptive false")
+        raise ConfigError(f"{src}: key 'smooth_adaptive' is true but 'smooth_kernel' is 0; set smooth_kernel to "
+                          "the filter's odd tap count (its widest sigma is smooth_kernel / 4 frames) or "
+                          "smooth_adaptive false")
     if not 0.0 <= cfg.rotate_deg <= 180.0:
         raise ConfigError(f"{src}: key 'rotate_deg' = {cfg.rotate_deg}; expected degrees in [0, 180]")
     if not 0.0 <= cfg.hybrik_noise_deg <= 90.0:

@@ -70,7 +70,8 @@ def build_model(task_cfg: TaskConfig, hyper_cfg: HyperConfig | None, options: Mo
 
     Args:
         task_cfg: sizes (dim_rep, depth, num_heads, mlp_ratio, maxlen, hidden_dim, dropout, no_conf,
-            refine_shape, smooth_kernel, smooth_adaptive, clip_shape, head_norm, input_norm) and ``data_root`` (SMPL model and regressors).
+            refine_shape, smooth_kernel, smooth_adaptive, clip_shape, head_norm, input_norm) and ``data_root``
+            (SMPL model and regressors).
         hyper_cfg: the hypergraph config; required with version 2, ignored (reported) with version 1.
         options: the command-line model switches.
     Raises:
