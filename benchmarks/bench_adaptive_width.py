@@ -136,18 +136,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         log.info("style %s: %d train windows, best sigma median %.2f, rule slope %.3f intercept %.3f", style,
                  len(best), np.median(best), *result["rules"][style])
     fps = DATASET_FPS[DATASET]
+    bodies = {style: BodyModel(cfg.data_root).to(device) for style, cfg in configs.items()}
+    test_splits = {style: MeshFiles(cfg).split(DATASET, "test") for style, cfg in configs.items()}
+    test_statistics = {style: noise_to_motion(windows(cfg, "test")[0]).numpy() for style, cfg in configs.items()}
     for train_style, cfg in configs.items():
-        body = BodyModel(cfg.data_root).to(device)
-        tuned = bl.tune_baseline(bl.gaussian_grid(), body, cfg, MeshFiles(cfg).split(DATASET, "train"), device, fps)
+        tuned = bl.tune_baseline(bl.gaussian_grid(), bodies[train_style], cfg, MeshFiles(cfg).split(DATASET, "train"),
+                                 device, fps)
         result["test"][train_style] = {"gaussian_sigma": tuned.best.label}
+        slope, intercept = result["rules"][train_style]
         for test_style, test_cfg in configs.items():
-            slope, intercept = result["rules"][train_style]
-            pose6d, _ = windows(test_cfg, "test")
-            sigma = np.clip(np.exp(slope * noise_to_motion(pose6d).numpy() + intercept), SIGMA_MIN, kernel / 4)
+            sigma = np.clip(np.exp(slope * test_statistics[test_style] + intercept), SIGMA_MIN, kernel / 4)
             predictors = {"input": bl.input_predictor, "gaussian": bl.baseline_predictor(tuned.best, fps),
                           "adaptive": adaptive_predictor(test_cfg, result["rules"][train_style], device)}
-            metrics = bl.score_split(predictors, BodyModel(test_cfg.data_root).to(device), test_cfg,
-                                     MeshFiles(test_cfg).split(DATASET, "test"), device).metrics
+            metrics = bl.score_split(predictors, bodies[test_style], test_cfg, test_splits[test_style],
+                                     device).metrics
             result["test"][train_style][test_style] = {
                 "sigma_median": float(np.median(sigma)),
                 **{name: {k: metrics[name][k] for k in METRICS} for name in predictors}}
